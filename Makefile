@@ -1,0 +1,47 @@
+# tribeflow: `make demo` (install + run the demo workflow), `make test` (the test suite).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+CORES ?= 2
+
+.PHONY: demo test test-slow lint system venv demo-models demo-stimuli clean-demo
+
+demo: system venv demo-models demo-stimuli
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/demo.yaml
+
+test: system venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q
+
+test-slow: system venv
+	$(VENV)/bin/pytest -q -m slow
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/snakemake --lint --configfile config/demo.yaml || true
+
+# ffmpeg and espeak-ng from Debian/Ubuntu packages, installed only if missing.
+system:
+	@command -v ffmpeg >/dev/null && command -v espeak-ng >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq ffmpeg espeak-ng >/dev/null; }
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+demo-models: venv
+	$(PY) -m tribe_core.demo_models demo_models
+
+demo-stimuli: venv
+	$(PY) scripts/make_demo_stimuli.py demo_stimuli
+
+clean-demo:
+	rm -rf demo_models demo_stimuli results/*/

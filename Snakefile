@@ -1,0 +1,22 @@
+# tribeflow: naturalistic stimuli -> TRIBE v2 predicted fMRI responses and products.
+# This file only wires: logic lives in tribe_core, stage rules in rules/*.smk.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/media.smk"
+include: "rules/events.smk"
+include: "rules/features.smk"
+include: "rules/encoder.smk"
+include: "rules/products.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

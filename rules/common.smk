@@ -1,0 +1,75 @@
+# Config validation, the stimulus table, wildcard constraints and input functions.
+import re
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+sys.path.insert(0, workflow.basedir)
+
+from tribe_core.stimuli import discover_stimuli, find_sidecar  # noqa: E402
+
+
+validate(config, workflow.source_path("../config/schema/config.schema.yaml"))
+
+STIMULI = discover_stimuli(config["stimuli"], default_language=config["language"])
+RESULTS = config["results_dir"]
+MODALITIES = ["text", "audio", "video"]
+
+
+def _names_regex(kinds):
+    names = [re.escape(n) for n, s in STIMULI.items() if s.kind in kinds]
+    # A pattern that matches nothing keeps a rule inert when no stimulus needs it.
+    return "|".join(names) if names else "(?!x)x"
+
+
+MEDIA_STIMULI = _names_regex({"video", "audio"})
+TEXT_STIMULI = _names_regex({"text"})
+VIDEO_STIMULI = _names_regex({"video"})
+
+
+wildcard_constraints:
+    stimulus="[^/]+",
+
+
+def res(name):
+    """Resources of a stage from config['resources'][name], with defaults."""
+    defaults = {"mem_mb": 4000, "runtime": 60, "gpu": 0}
+    return {**defaults, **config.get("resources", {}).get(name, {})}
+
+
+def stimulus_path(wildcards):
+    return str(STIMULI[wildcards.stimulus].path)
+
+
+def stimulus_language(wildcards):
+    return STIMULI[wildcards.stimulus].language or config["language"]
+
+
+def sidecar_input(wildcards):
+    if not config["transcription"].get("use_sidecar", True):
+        return []
+    sidecar = find_sidecar(STIMULI[wildcards.stimulus].path)
+    return [str(sidecar)] if sidecar else []
+
+
+def feature_inputs(wildcards):
+    """Feature stores of a stimulus: video only for video stimuli."""
+    kinds = ["text", "audio"]
+    if STIMULI[wildcards.stimulus].kind == "video":
+        kinds.append("video")
+    return {m: f"{RESULTS}/{wildcards.stimulus}/features/{m}.zarr" for m in kinds}
+
+
+def all_targets():
+    targets = []
+    for name in STIMULI:
+        base = f"{RESULTS}/{name}"
+        targets += [
+            f"{base}/predictions.zarr",
+            f"{base}/rois/roi_mean.tsv",
+            f"{base}/nifti/predictions.nii.gz",
+            f"{base}/plots",
+            f"{base}/report.html",
+        ]
+    return targets

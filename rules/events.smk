@@ -1,0 +1,52 @@
+# Stage 2: transcription (whisperX or a sidecar transcript) and word events.
+
+
+rule transcribe:
+    input:
+        wav=f"{RESULTS}/{{stimulus}}/audio.wav",
+        media=f"{RESULTS}/{{stimulus}}/media.json",
+        sidecar=sidecar_input,
+    output:
+        transcript=f"{RESULTS}/{{stimulus}}/transcript.json",
+    wildcard_constraints:
+        stimulus=MEDIA_STIMULI,
+    params:
+        language=stimulus_language,
+        model=config["transcription"].get("model", "large-v3"),
+        align_model=config["transcription"].get("align_model"),
+        device=config["transcription"].get("device", "cpu"),
+        compute_type=config["transcription"].get("compute_type", "int8"),
+        batch_size=config["transcription"].get("batch_size", 16),
+    log:
+        f"{RESULTS}/{{stimulus}}/logs/transcribe.log",
+    benchmark:
+        f"{RESULTS}/{{stimulus}}/benchmarks/transcribe.tsv"
+    threads: 2
+    resources:
+        mem_mb=res("transcribe")["mem_mb"],
+        runtime=res("transcribe")["runtime"],
+        gpu=res("transcribe")["gpu"],
+    conda:
+        "../envs/media.yaml"
+    script:
+        "../workflow_scripts/transcribe.py"
+
+
+rule annotate_words:
+    input:
+        transcript=f"{RESULTS}/{{stimulus}}/transcript.json",
+        media=f"{RESULTS}/{{stimulus}}/media.json",
+    output:
+        events=f"{RESULTS}/{{stimulus}}/events.tsv",
+    log:
+        f"{RESULTS}/{{stimulus}}/logs/annotate_words.log",
+    benchmark:
+        f"{RESULTS}/{{stimulus}}/benchmarks/annotate_words.tsv"
+    threads: 1
+    resources:
+        mem_mb=res("annotate_words")["mem_mb"],
+        runtime=res("annotate_words")["runtime"],
+    conda:
+        "../envs/media.yaml"
+    script:
+        "../workflow_scripts/annotate_words.py"

@@ -1,0 +1,100 @@
+# Stage 5: ROI tables, volumes and surfaces, plots and the report.
+
+PRODUCTS = config["products"]
+
+
+rule roi_table:
+    input:
+        predictions=f"{RESULTS}/{{stimulus}}/predictions.zarr",
+    output:
+        timeseries=f"{RESULTS}/{{stimulus}}/rois/roi_timeseries.tsv",
+        mean=f"{RESULTS}/{{stimulus}}/rois/roi_mean.tsv",
+        top=f"{RESULTS}/{{stimulus}}/rois/roi_top.tsv",
+    params:
+        atlas_dir=PRODUCTS.get("atlas_dir"),
+        rois=PRODUCTS.get("rois", []),
+        top_k=PRODUCTS.get("top_k", 10),
+    log:
+        f"{RESULTS}/{{stimulus}}/logs/roi_table.log",
+    benchmark:
+        f"{RESULTS}/{{stimulus}}/benchmarks/roi_table.tsv"
+    threads: 1
+    resources:
+        mem_mb=res("roi_table")["mem_mb"],
+        runtime=res("roi_table")["runtime"],
+    conda:
+        "../envs/products.yaml"
+    script:
+        "../workflow_scripts/roi_table.py"
+
+
+rule nifti:
+    input:
+        predictions=f"{RESULTS}/{{stimulus}}/predictions.zarr",
+    output:
+        nifti=f"{RESULTS}/{{stimulus}}/nifti/predictions.nii.gz",
+        gifti_lh=f"{RESULTS}/{{stimulus}}/nifti/predictions.lh.func.gii",
+        gifti_rh=f"{RESULTS}/{{stimulus}}/nifti/predictions.rh.func.gii",
+    params:
+        smoothing_fwhm_mm=PRODUCTS.get("nifti_smoothing_fwhm_mm"),
+    log:
+        f"{RESULTS}/{{stimulus}}/logs/nifti.log",
+    benchmark:
+        f"{RESULTS}/{{stimulus}}/benchmarks/nifti.tsv"
+    threads: 1
+    resources:
+        mem_mb=res("nifti")["mem_mb"],
+        runtime=res("nifti")["runtime"],
+    conda:
+        "../envs/products.yaml"
+    script:
+        "../workflow_scripts/nifti.py"
+
+
+rule plots:
+    input:
+        predictions=f"{RESULTS}/{{stimulus}}/predictions.zarr",
+    output:
+        plots=directory(f"{RESULTS}/{{stimulus}}/plots"),
+    params:
+        trs=PRODUCTS.get("plot_trs", []),
+        views=PRODUCTS.get("plot_views", ["lateral", "medial"]),
+        cmap=PRODUCTS.get("cmap", "cold_hot"),
+        movie=PRODUCTS.get("movie", False),
+    log:
+        f"{RESULTS}/{{stimulus}}/logs/plots.log",
+    benchmark:
+        f"{RESULTS}/{{stimulus}}/benchmarks/plots.tsv"
+    threads: 1
+    resources:
+        mem_mb=res("plots")["mem_mb"],
+        runtime=res("plots")["runtime"],
+    conda:
+        "../envs/products.yaml"
+    script:
+        "../workflow_scripts/plots.py"
+
+
+rule report:
+    input:
+        predictions=f"{RESULTS}/{{stimulus}}/predictions.zarr",
+        events=f"{RESULTS}/{{stimulus}}/events.tsv",
+        plots=f"{RESULTS}/{{stimulus}}/plots",
+    output:
+        html=report(
+            f"{RESULTS}/{{stimulus}}/report.html",
+            category="{stimulus}",
+            caption="../docs/report_caption.rst",
+        ),
+    params:
+        stimulus_path=stimulus_path,
+    log:
+        f"{RESULTS}/{{stimulus}}/logs/report.log",
+    threads: 1
+    resources:
+        mem_mb=res("report")["mem_mb"],
+        runtime=res("report")["runtime"],
+    conda:
+        "../envs/products.yaml"
+    script:
+        "../workflow_scripts/report.py"

@@ -1,0 +1,79 @@
+"""Helpers to run the workflow from a clean copy of the repository in tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import ATLAS_DIR, REPO
+
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+COPY_IGNORE = shutil.ignore_patterns(
+    ".venv", ".git", "results", ".snakemake", "demo_models", "demo_stimuli", "__pycache__",
+    ".pytest_cache", ".ruff_cache", "benchmarks",
+)  # fmt: skip
+
+
+def make_workdir(
+    dest: Path, demo_models: Path, stimuli: Path, checkpoint: str = "tribe", **overrides
+) -> Path:
+    """Copy the repository to ``dest`` with ``stimuli`` and a ``test_config.yaml``.
+
+    The config is ``config/demo.yaml`` with absolute paths to the tiny models
+    in ``demo_models`` (``checkpoint`` names the subfolder) and the shared atlas.
+    """
+    shutil.copytree(REPO, dest, ignore=COPY_IGNORE)
+    shutil.copytree(stimuli, dest / "stimuli")
+    config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    config.update(
+        stimuli="stimuli",
+        checkpoint=str(demo_models / checkpoint),
+        transcription={
+            **config["transcription"],
+            "model": str(demo_models / "whisper" / "asr"),
+            "align_model": str(demo_models / "whisper" / "align"),
+        },
+        products={**config["products"], "atlas_dir": str(ATLAS_DIR)},
+    )
+    config.update(overrides)
+    (dest / "test_config.yaml").write_text(yaml.safe_dump(config))
+    return dest
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run snakemake with the test config in ``workdir``; raise with its output on failure."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    proc = subprocess.run(
+        [SNAKEMAKE, "--configfile", "test_config.yaml", *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"snakemake {args} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+        )
+    return proc
+
+
+def planned_jobs(workdir: Path, *args: str) -> dict[str, set[str]]:
+    """Rule -> stimuli of the jobs a dry run would execute."""
+    out = snakemake(workdir, "--dry-run", "--cores", "1", *args).stdout
+    jobs: dict[str, set[str]] = {}
+    rule = None
+    for line in out.splitlines():
+        line = line.strip()
+        match = re.match(r"^(?:local)?rule (\w+):", line)
+        if match:
+            rule = match.group(1)
+        match = re.search(r"wildcards: stimulus=(.+)$", line)
+        if match and rule:
+            jobs.setdefault(rule, set()).add(match.group(1))
+    return jobs

@@ -1,0 +1,1 @@
+"""File helpers: atomic writes, Zarr stores, NIfTI/GIFTI."""

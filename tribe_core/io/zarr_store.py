@@ -1,0 +1,129 @@
+"""Zarr v3 stores for features ``[L, D, T]`` and predictions, written atomically.
+
+A store is a directory holding a Zarr group. Arrays are chunked along their
+last (time) axis for features and their first (TR) axis for predictions. The
+group's attributes describe how the data were made, so a store made with
+other settings can be detected as stale (:func:`store_matches`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from tribe_core.errors import TribeInputError
+from tribe_core.io.atomic import atomic_path
+
+FEATURE_ARRAY = "features"
+
+
+def _jsonable(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    # Round-trip through JSON so tuples/paths compare equal to what is read back.
+    return json.loads(json.dumps(dict(attrs), default=str))
+
+
+def write_arrays(
+    path: str | Path,
+    arrays: Mapping[str, np.ndarray],
+    attrs: Mapping[str, Any],
+    chunk_axis: Mapping[str, int] | None = None,
+    chunk_len: int = 256,
+) -> Path:
+    """Write several named arrays and group attributes to a Zarr store atomically.
+
+    Parameters
+    ----------
+    path
+        Final store directory (``*.zarr``).
+    arrays
+        Name -> array. Each array is chunked along ``chunk_axis[name]`` (default
+        its last axis) in pieces of ``chunk_len``.
+    attrs
+        JSON-serialisable group attributes.
+    """
+    path = Path(path)
+    chunk_axis = dict(chunk_axis or {})
+    with atomic_path(path) as tmp:
+        group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+        for name, value in arrays.items():
+            value = np.asarray(value)
+            chunks = list(value.shape) or [1]
+            if value.ndim:
+                axis = chunk_axis.get(name, value.ndim - 1)
+                chunks[axis] = max(1, min(chunk_len, value.shape[axis]))
+                chunks = [max(1, c) for c in chunks]
+            arr = group.create_array(
+                name, shape=value.shape, dtype=value.dtype, chunks=tuple(chunks)
+            )
+            if value.size:
+                arr[...] = value
+        group.attrs.update(_jsonable(attrs))
+    return path
+
+
+def read_attrs(path: str | Path) -> dict[str, Any]:
+    """Return the group attributes of the store at ``path``."""
+    path = Path(path)
+    if not path.exists():
+        raise TribeInputError("Zarr store does not exist", path=path)
+    try:
+        group = zarr.open_group(str(path), mode="r")
+    except Exception as exc:  # zarr raises several types for a damaged store
+        raise TribeInputError(f"not a readable Zarr store ({exc})", path=path) from exc
+    return dict(group.attrs)
+
+
+def read_array(path: str | Path, name: str) -> np.ndarray:
+    """Read array ``name`` of the store at ``path`` into memory."""
+    path = Path(path)
+    group = zarr.open_group(str(path), mode="r")
+    if name not in group:
+        raise TribeInputError(f"Zarr store has no array {name!r}", path=path)
+    return np.asarray(group[name][...])
+
+
+def write_feature_store(
+    path: str | Path, features: np.ndarray | None, attrs: Mapping[str, Any]
+) -> Path:
+    """Write one modality's features ``[L, D, T]`` (or an absent-modality marker).
+
+    ``features=None`` records that the stimulus has no such modality (e.g. a
+    silent video has no audio): the store holds an empty ``[0, 0, 0]`` array
+    and ``attrs["present"] = False``; the encoder then zero-fills the modality.
+    """
+    if features is None:
+        data = np.zeros((0, 0, 0), dtype=np.float32)
+        present = False
+    else:
+        data = np.asarray(features)
+        if data.ndim != 3:
+            raise ValueError(f"features must be [L, D, T], got shape {data.shape}")
+        present = True
+    full = {**attrs, "present": present, "shape": list(data.shape), "dtype": str(data.dtype)}
+    return write_arrays(path, {FEATURE_ARRAY: data}, full)
+
+
+def read_feature_store(path: str | Path) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """Return ``(features [L, D, T] or None if absent, attrs)``."""
+    attrs = read_attrs(path)
+    if not attrs.get("present", False):
+        return None, attrs
+    return read_array(path, FEATURE_ARRAY).astype(np.float32, copy=False), attrs
+
+
+def store_matches(path: str | Path, expected: Mapping[str, Any]) -> bool:
+    """True if ``path`` is a complete store whose attrs contain ``expected``."""
+    path = Path(path)
+    if not path.exists():
+        return False
+    try:
+        attrs = read_attrs(path)
+    except TribeInputError:
+        return False
+    want = _jsonable(expected)
+    return all(attrs.get(k) == v for k, v in want.items())

@@ -1,0 +1,22 @@
+"""Logging set-up for one stage: messages go to the rule's log file."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+
+def setup_logging(log_path: str | Path | None, level: int = logging.INFO) -> logging.Logger:
+    """Send ``tribe_core`` log records (and warnings) to ``log_path`` and stderr."""
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="w", encoding="utf-8"))
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+    logging.captureWarnings(True)
+    return logging.getLogger("tribe_core")

@@ -1,0 +1,140 @@
+"""Find the stimuli of a run: a folder of media files or a TSV sample sheet.
+
+Every problem (missing file, unsupported suffix, two files with one stem, a
+symlink loop) is reported before any job runs, naming the file.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from tribe_core.errors import TribeInputError
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm"})
+AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".flac", ".ogg"})
+TEXT_SUFFIXES = frozenset({".txt"})
+SUFFIXES: dict[str, frozenset[str]] = {
+    "video": VIDEO_SUFFIXES,
+    "audio": AUDIO_SUFFIXES,
+    "text": TEXT_SUFFIXES,
+}
+# Files that sit next to stimuli but are not stimuli: transcripts and notes.
+SIDECAR_SUFFIXES = (".textgrid", ".json", ".words.tsv")
+IGNORED_NAMES = frozenset({"readme.md", "readme.txt", "readme", "license"})
+
+
+@dataclass(frozen=True)
+class Stimulus:
+    """One input file. ``name`` is the file stem and the ``{stimulus}`` wildcard."""
+
+    name: str
+    path: Path
+    kind: str
+    language: str | None = None
+
+
+def stimulus_kind(path: Path) -> str:
+    """Return ``"video"``, ``"audio"`` or ``"text"`` from the suffix of ``path``."""
+    suffix = path.suffix.lower()
+    for kind, suffixes in SUFFIXES.items():
+        if suffix in suffixes:
+            return kind
+    allowed = " ".join(sorted(s for group in SUFFIXES.values() for s in group))
+    raise TribeInputError(f"unsupported suffix {path.suffix!r}; supported: {allowed}", path=path)
+
+
+def _is_sidecar(path: Path) -> bool:
+    name = path.name.lower()
+    return name.endswith(SIDECAR_SUFFIXES) or name in IGNORED_NAMES or name.startswith(".")
+
+
+def _check_file(path: Path) -> Path:
+    try:
+        resolved = path.resolve(strict=True)
+    except RuntimeError as exc:  # symlink loop (Python < 3.13 raises RuntimeError)
+        raise TribeInputError(f"symlink loop ({exc})", path=path) from exc
+    except OSError as exc:
+        if path.is_symlink():
+            raise TribeInputError(f"broken or looping symlink ({exc})", path=path) from exc
+        raise TribeInputError("file does not exist", path=path) from exc
+    if not resolved.is_file():
+        raise TribeInputError("not a regular file", path=path)
+    return path
+
+
+def _add(found: dict[str, Stimulus], stim: Stimulus) -> None:
+    if stim.name in found:
+        raise TribeInputError(
+            f"two stimuli share the name {stim.name!r}: {str(found[stim.name].path)!r} and "
+            f"{str(stim.path)!r}; rename one (the file stem is the stimulus name)",
+            path=stim.path,
+        )
+    if "/" in stim.name or not stim.name.strip():
+        raise TribeInputError(f"invalid stimulus name {stim.name!r}", path=stim.path)
+    found[stim.name] = stim
+
+
+def discover_stimuli(
+    source: str | Path, default_language: str | None = None
+) -> dict[str, Stimulus]:
+    """Return the stimuli of a folder or TSV sample sheet, keyed by name.
+
+    Parameters
+    ----------
+    source
+        A folder (every supported file in it, not recursive; transcripts such as
+        ``<stem>.TextGrid`` are sidecars, not stimuli) or a TSV with columns
+        ``stimulus``, ``path`` and optional ``language`` (relative paths are
+        relative to the TSV's folder).
+    default_language
+        Language for stimuli that do not set one.
+
+    Returns
+    -------
+    dict
+        ``{name: Stimulus}`` sorted by name.
+    """
+    source = Path(source)
+    found: dict[str, Stimulus] = {}
+    if source.is_dir():
+        for path in sorted(source.iterdir()):
+            if _is_sidecar(path) or path.is_dir():
+                continue
+            _check_file(path)
+            kind = stimulus_kind(path)
+            _add(found, Stimulus(path.stem, path, kind, default_language))
+    elif source.is_file():
+        with source.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle, delimiter="\t"))
+        if not rows or not {"stimulus", "path"} <= set(rows[0]):
+            raise TribeInputError(
+                "sample sheet must be a TSV with columns 'stimulus' and 'path' "
+                "(and optional 'language')",
+                path=source,
+            )
+        for row in rows:
+            path = Path(row["path"])
+            if not path.is_absolute():
+                path = source.parent / path
+            _check_file(path)
+            kind = stimulus_kind(path)
+            language = (row.get("language") or "").strip() or default_language
+            _add(found, Stimulus(row["stimulus"].strip(), path, kind, language))
+    else:
+        raise TribeInputError(
+            "stimulus source is neither a folder nor a TSV sample sheet", path=source
+        )
+    if not found:
+        raise TribeInputError("no stimuli found (supported: video, audio, .txt)", path=source)
+    return dict(sorted(found.items()))
+
+
+def find_sidecar(stimulus_path: Path) -> Path | None:
+    """Return a transcript next to the stimulus (``.TextGrid``, ``.json``, ``.words.tsv``)."""
+    for suffix in (".words.tsv", ".TextGrid", ".textgrid", ".json"):
+        candidate = stimulus_path.with_name(stimulus_path.stem + suffix)
+        if candidate.is_file():
+            return candidate
+    return None

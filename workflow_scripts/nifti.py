@@ -1,0 +1,14 @@
+"""Snakemake adapter: rule nifti -> tribe_core.stages.run_volumes."""
+
+from pathlib import Path
+
+from tribe_core.logs import setup_logging
+from tribe_core.stages import run_volumes
+
+setup_logging(snakemake.log[0])
+run_volumes(
+    snakemake.input.predictions,
+    snakemake.output.nifti,
+    Path(snakemake.output.gifti_lh).parent,
+    smoothing_fwhm_mm=snakemake.params.smoothing_fwhm_mm,
+)
