@@ -15,6 +15,7 @@ rule predict:
         batch_size=config["predict"].get("batch_size", 8),
         duration_trs=config["predict"].get("duration_trs", 100),
         overlap_trs=config["predict"].get("overlap_trs", 0),
+        compile=config["predict"].get("compile", False),
     log:
         f"{RESULTS}/{{stimulus}}/logs/predict.log",
     benchmark:

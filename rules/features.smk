@@ -1,4 +1,9 @@
 # Stage 3: features into Zarr, with the models and layers the checkpoint's config names.
+# These rules are eligible for Snakemake's between-workflow cache (`--cache` with
+# SNAKEMAKE_OUTPUT_CACHE): the same stimulus with the same model and parameters is
+# never extracted twice across projects. Snakemake forbids `benchmark:` on cached
+# rules, so the stage records its own wall time and peak memory in the store's
+# attributes (`timing`) and its log.
 
 FEATURE_PARAMS = {
     "checkpoint": config["checkpoint"],
@@ -21,13 +26,12 @@ rule extract_text_features:
         **FEATURE_PARAMS,
     log:
         f"{RESULTS}/{{stimulus}}/logs/extract_text_features.log",
-    benchmark:
-        f"{RESULTS}/{{stimulus}}/benchmarks/extract_text_features.tsv"
     threads: 2
     resources:
         mem_mb=res("extract_text_features")["mem_mb"],
         runtime=res("extract_text_features")["runtime"],
         gpu=res("extract_text_features")["gpu"],
+    cache: "omit-software"
     conda:
         "../envs/features.yaml"
     script:
@@ -46,13 +50,12 @@ rule extract_audio_features:
         **FEATURE_PARAMS,
     log:
         f"{RESULTS}/{{stimulus}}/logs/extract_audio_features.log",
-    benchmark:
-        f"{RESULTS}/{{stimulus}}/benchmarks/extract_audio_features.tsv"
     threads: 2
     resources:
         mem_mb=res("extract_audio_features")["mem_mb"],
         runtime=res("extract_audio_features")["runtime"],
         gpu=res("extract_audio_features")["gpu"],
+    cache: "omit-software"
     conda:
         "../envs/features.yaml"
     script:
@@ -73,13 +76,12 @@ rule extract_video_features:
         **FEATURE_PARAMS,
     log:
         f"{RESULTS}/{{stimulus}}/logs/extract_video_features.log",
-    benchmark:
-        f"{RESULTS}/{{stimulus}}/benchmarks/extract_video_features.tsv"
     threads: 2
     resources:
         mem_mb=res("extract_video_features")["mem_mb"],
         runtime=res("extract_video_features")["runtime"],
         gpu=res("extract_video_features")["gpu"],
+    cache: "omit-software"
     conda:
         "../envs/features.yaml"
     script:

@@ -89,3 +89,30 @@ def test_scanner_catches_what_it_claims(tmp_path: Path) -> None:
     assert "Evil" not in _safe_loaders("class Evil(yaml.UnsafeLoader): pass")
     assert "Ok" in _safe_loaders("class Ok(yaml.SafeLoader): pass")
     assert re.search(r"shell\s*=\s*True", bad)
+
+
+def _rule_paths(text: str) -> list[str]:
+    """Every path string in the ``output:``, ``log:`` and ``benchmark:`` blocks of a .smk file."""
+    paths, block = [], False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if re.match(r"^ {4}\w+:", line):
+            block = stripped.split(":")[0] in {"output", "log", "benchmark"}
+            continue
+        if block and stripped and not re.match(r"(category|subcategory|caption|labels)=", stripped):
+            paths += re.findall(r"f?\"([^\"]*)\"", stripped)  # report() metadata skipped
+    return paths
+
+
+def test_every_rule_writes_under_the_stimulus_results_folder() -> None:
+    # With stimulus names checked by tribe_core.stimuli (no '/', '.', '..', braces), no
+    # output can leave results_dir/{stimulus}/ (names: tests/test_reliability_inputs.py).
+    paths = {
+        f"{p.name}: {path}": path
+        for p in sorted((REPO / "rules").glob("*.smk"))
+        for path in _rule_paths(p.read_text(encoding="utf-8"))
+    }
+    assert len(paths) >= 20, "the parser found too few rule paths"
+    bad = [where for where, path in paths.items() if not path.startswith("{RESULTS}/{{stimulus}}/")]
+    assert not bad, "rule paths outside results_dir/{stimulus}/:\n" + "\n".join(bad)
+    assert _rule_paths('rule x:\n    output:\n        "/etc/passwd",\n') == ["/etc/passwd"]

@@ -15,6 +15,7 @@ from typing import Any
 
 from tribe_core.errors import TribeInputError
 from tribe_core.io.atomic import write_text_atomic
+from tribe_core.measure import measure
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +30,41 @@ def _read_media(path: str | Path):
     return MediaInfo.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
+def checkpoint_meta(checkpoint: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return ``(config.yaml dict, model_build_args)`` of a checkpoint dir or hub id."""
+    from tribe_core.encoder import load_config_yaml
+    from tribe_core.encoder.load import read_checkpoint, resolve_model_dir
+
+    model_dir = resolve_model_dir(checkpoint)
+    _, build_args, _ = read_checkpoint(model_dir)
+    return load_config_yaml(model_dir / "config.yaml"), build_args
+
+
 def run_extract_audio(stimulus: str | Path, wav_out: str | Path, media_out: str | Path) -> None:
     """Stage 1 (video/audio): 16 kHz mono WAV + ``media.json``."""
     from tribe_core.media import extract_audio
 
     info = extract_audio(Path(stimulus), Path(wav_out))
+    if info.kind == "audio":
+        _check_decoded_length(Path(stimulus), Path(wav_out), info.duration_s)
     _write_json(media_out, info.to_dict())
     log.info("extracted audio of %s: %s", stimulus, info)
+
+
+def _check_decoded_length(stimulus: Path, wav: Path, duration_s: float) -> None:
+    """Refuse an audio file that decodes much shorter than it declares (truncated)."""
+    import wave
+
+    with wave.open(str(wav), "rb") as handle:
+        decoded_s = handle.getnframes() / handle.getframerate()
+    if duration_s - decoded_s > max(0.5, 0.05 * duration_s):
+        wav.unlink(missing_ok=True)
+        raise TribeInputError(
+            f"truncated or corrupt audio: it declares {duration_s:.2f} s but only "
+            f"{decoded_s:.2f} s decode; re-encode or replace the file",
+            path=stimulus,
+            stimulus=stimulus.stem,
+        )
 
 
 def run_synthesize_speech(
@@ -47,10 +76,11 @@ def run_synthesize_speech(
     engine: str = "espeak",
 ) -> None:
     """Stage 1 (text): speech WAV, ``media.json`` and the known word timings."""
+    from tribe_core.events import write_transcript
     from tribe_core.media import synthesize_speech
 
     info, transcript = synthesize_speech(Path(text_path), Path(wav_out), language, engine)
-    _write_json(transcript_out, transcript)
+    write_transcript(transcript, transcript_out)
     _write_json(media_out, info.to_dict())
 
 
@@ -68,10 +98,10 @@ def run_transcribe(
     align_model: str | None,
 ) -> None:
     """Stage 2: transcript from a sidecar if given, else whisperX."""
-    from tribe_core.events import read_sidecar, transcribe
+    from tribe_core.events import read_sidecar, transcribe, write_transcript
 
     if sidecar:
-        transcript = read_sidecar(Path(sidecar))
+        transcript = read_sidecar(Path(sidecar), language=language)
         log.info("using sidecar transcript %s", sidecar)
     else:
         transcript = transcribe(
@@ -83,15 +113,14 @@ def run_transcribe(
             batch_size=batch_size,
             align_model=align_model,
         )
-    _write_json(transcript_out, transcript)
+    write_transcript(transcript, transcript_out)
 
 
 def run_annotate_words(transcript: str | Path, media: str | Path, events_out: str | Path) -> None:
     """Stage 2: words with sentences and contexts, plus Audio/Video events."""
-    from tribe_core.events import build_events, write_events_tsv
+    from tribe_core.events import build_events, read_transcript, write_events_tsv
 
-    data = json.loads(Path(transcript).read_text(encoding="utf-8"))
-    events = build_events(data, _read_media(media))
+    events = build_events(read_transcript(transcript), _read_media(media))
     write_events_tsv(events, Path(events_out))
 
 
@@ -118,11 +147,10 @@ def run_extract_features(
     import numpy as np
 
     from tribe_core import features as feat
-    from tribe_core.encoder import read_checkpoint_meta
     from tribe_core.io.zarr_store import write_feature_store
 
     info = _read_media(media)
-    config, build_args = read_checkpoint_meta(checkpoint)
+    config, build_args = checkpoint_meta(checkpoint)
     overrides = {modality: {"device": device, "dtype": dtype, "batch_size": batch_size}}
     if model_override:
         overrides[modality]["model"] = model_override
@@ -133,23 +161,34 @@ def run_extract_features(
         )
     spec = specs[modality]
     attrs = feat.feature_store_attrs(spec, info.duration_s)
+    with measure() as timing:
+        array = _extract_modality(modality, Path(source), spec, info)
+    if array is not None:
+        array = np.asarray(array, dtype=store_dtype)
+    write_feature_store(store_out, array, {**attrs, "timing": timing})
+    log.info(
+        "%s features of %s: %s in %s",
+        modality, stimulus, None if array is None else array.shape, timing,
+    )  # fmt: skip
+
+
+def _extract_modality(modality: str, source: Path, spec, info):  # noqa: ANN001, ANN202
+    from tribe_core import features as feat
+
     array = None
     if modality == "text":
         from tribe_core.events import read_events_tsv
 
-        array = feat.extract_text_features(read_events_tsv(Path(source)), spec, info.duration_s)
+        array = feat.extract_text_features(read_events_tsv(source), spec, info.duration_s)
     elif modality == "audio":
         if info.has_audio:
-            array = feat.extract_audio_features(Path(source), spec, info.duration_s)
+            array = feat.extract_audio_features(source, spec, info.duration_s)
     elif modality == "video":
         if info.has_video:
-            array = feat.extract_video_features(Path(source), spec, info.duration_s)
+            array = feat.extract_video_features(source, spec, info.duration_s)
     else:
         raise ValueError(f"unknown modality {modality!r}")
-    if array is not None:
-        array = np.asarray(array, dtype=store_dtype)
-    write_feature_store(store_out, array, attrs)
-    log.info("%s features of %s: %s", modality, stimulus, None if array is None else array.shape)
+    return array
 
 
 def run_predict(
@@ -164,6 +203,7 @@ def run_predict(
     batch_size: int,
     duration_trs: int,
     overlap_trs: int,
+    compile: bool = False,
     stimulus: str | None = None,
 ) -> None:
     """Stage 4: segmented encoder inference over the whole stimulus."""
@@ -186,6 +226,7 @@ def run_predict(
         device=device,
         duration_s=info.duration_s,
         stimulus=stimulus,
+        compile=compile,
     )
     attrs = {
         "stimulus": stimulus,
@@ -251,21 +292,24 @@ def run_plots(
     """Stage 5: brain maps on fsaverage5 (and optionally a movie)."""
     from tribe_core.io.atomic import atomic_path
     from tribe_core.products.plots import make_movie, plot_brain_maps
+    from tribe_core.products.rois import align_trs
     from tribe_core.segments import read_predictions
 
     result = read_predictions(predictions)
     n_trs = result.predictions.shape[0]
+    tr_start_s = align_trs(result.trs, n_trs)["tr_start_s"].tolist()
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         plot_brain_maps(
             result.predictions,
             tmp,
-            trs=[t for t in trs if t < n_trs],
+            trs=[t for t in trs if t < n_trs] or None,
             views=tuple(views),
             cmap=cmap,
+            tr_start_s=tr_start_s,
         )
         if movie:
-            make_movie(result.predictions, tmp / "movie.mp4")
+            make_movie(result.predictions, tmp / "movie.mp4", tr_start_s=tr_start_s)
 
 
 def run_report(

@@ -61,6 +61,8 @@ def _check_file(path: Path) -> Path:
         raise TribeInputError("file does not exist", path=path) from exc
     if not resolved.is_file():
         raise TribeInputError("not a regular file", path=path)
+    if resolved.stat().st_size == 0:
+        raise TribeInputError("file is empty (0 bytes)", path=path)
     return path
 
 
@@ -71,9 +73,31 @@ def _add(found: dict[str, Stimulus], stim: Stimulus) -> None:
             f"{str(stim.path)!r}; rename one (the file stem is the stimulus name)",
             path=stim.path,
         )
-    if "/" in stim.name or not stim.name.strip():
-        raise TribeInputError(f"invalid stimulus name {stim.name!r}", path=stim.path)
+    problem = _name_problem(stim.name)
+    if problem:
+        raise TribeInputError(f"invalid stimulus name {stim.name!r}: {problem}", path=stim.path)
     found[stim.name] = stim
+
+
+def _name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a results folder name, or None.
+
+    The name becomes ``results/{name}/``: it must not leave ``results_dir``
+    (``/``, ``.``, ``..``), hide (leading ``.``), or carry Snakemake wildcard
+    braces or control characters. Spaces, quotes, unicode and shell
+    metacharacters are fine (no shell ever sees a name).
+    """
+    if not name.strip():
+        return "empty"
+    if "/" in name or "\\" in name:
+        return "contains a path separator; it would escape the results folder"
+    if name.startswith("."):
+        return "starts with '.' (hidden, or '..' escaping the results folder)"
+    if "{" in name or "}" in name:
+        return "contains '{' or '}', which Snakemake reads as wildcards; rename the file"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "contains a control character (newline, tab, ...); rename the file"
+    return None
 
 
 def discover_stimuli(

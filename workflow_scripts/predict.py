@@ -18,5 +18,6 @@ run_predict(
     batch_size=p.batch_size,
     duration_trs=p.duration_trs,
     overlap_trs=p.overlap_trs,
+    compile=p.compile,
     stimulus=snakemake.wildcards.stimulus,
 )

@@ -44,7 +44,7 @@ def build_tribe_checkpoint(
     return save_random_checkpoint(
         out_dir,
         feature_dims=feature_dims,
-        hidden=48,
+        hidden=96,
         depth=1,
         heads=2,
         n_outputs=N_VERTICES,

@@ -1,0 +1,161 @@
+"""Modality contributions, evaluation against real fMRI and fsaverage resampling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tribe_core.errors import TribeInputError
+from tribe_core.products import analyses, volumes
+from tribe_core.products.meshes import load_fsaverage5
+
+
+def smooth_maps(n_trs: int, seed: int = 0) -> np.ndarray:
+    """Smooth random patterns on the sphere ``[n_trs, 20484]`` (distinct per TR)."""
+    rng = np.random.default_rng(seed)
+    left, right = load_fsaverage5("sphere")
+    xyz = np.concatenate([left.coordinates, right.coordinates]) / 100.0
+    freq = rng.uniform(1, 4, size=(n_trs, 3))
+    phase = rng.uniform(0, 2 * np.pi, size=(n_trs, 1))
+    return np.sin((freq[:, None, :] * xyz[None]).sum(-1) + phase).astype(np.float32)
+
+
+def test_ablation_contributions_of_a_linear_model() -> None:
+    rng = np.random.default_rng(0)
+    weights = {m: rng.standard_normal((4, 20484)).astype(np.float32) for m in ("text", "audio")}
+    features = {"text": rng.standard_normal((1, 4, 6)), "audio": rng.standard_normal((1, 4, 6)),
+                "video": None}  # fmt: skip
+
+    def predict(feats: dict) -> np.ndarray:
+        out = np.full((6, 20484), 0.5, dtype=np.float32)  # bias, shared by all runs
+        for m, f in feats.items():
+            if f is not None:
+                out += (f[0].T @ weights[m]).astype(np.float32)
+        return out
+
+    full, contrib = analyses.ablation_contributions(predict, features)
+    assert set(contrib) == {"text", "audio"}  # absent modalities are not ablated
+    for m in contrib:
+        expected = features[m][0].T @ weights[m]
+        np.testing.assert_allclose(contrib[m], expected, rtol=1e-4, atol=1e-4)
+    table = analyses.contribution_table(contrib)
+    assert len(table) == 20484 and list(table.columns[-1:]) == ["dominant"]
+    np.testing.assert_allclose(table["text_abs"], np.abs(contrib["text"]).mean(0), rtol=1e-5)
+    dominant = np.where(np.abs(contrib["text"]).mean(0) >= np.abs(contrib["audio"]).mean(0),
+                        "text", "audio")  # fmt: skip
+    assert (table["dominant"].to_numpy() == dominant).all()
+    with pytest.raises(TribeInputError, match="same TRs"):
+        analyses.modality_contributions(full, {"text": full[:3]})
+
+
+def test_write_contribution_maps(tmp_path: Path) -> None:
+    import nibabel as nib
+    from PIL import Image
+
+    maps = smooth_maps(4)
+    contrib = {"text": maps, "audio": -0.5 * maps}
+    paths = analyses.write_contribution_maps(contrib, tmp_path)
+    names = [p.name for p in paths]
+    assert "contributions.tsv" in names and "contribution_audio.rh.func.gii" in names
+    lh = nib.load(tmp_path / "contribution_text.lh.func.gii").darrays[0].data
+    np.testing.assert_allclose(lh, maps.mean(0)[:10242], rtol=1e-6)
+    table = pd.read_csv(tmp_path / "contributions.tsv", sep="\t")
+    assert (table["dominant"] == "text").all()
+    png = Image.open(tmp_path / "contributions.png")
+    assert png.height > 400 and png.width > 1000  # two rows of four panels
+
+
+def test_evaluation_metrics() -> None:
+    pred = smooth_maps(12)
+    per_vertex, summary = analyses.evaluate_predictions(pred, pred)
+    np.testing.assert_allclose(per_vertex["pearson_r"], 1.0, atol=1e-6)
+    assert per_vertex["mse"].max() == 0.0
+    s = summary.set_index("metric")["value"]
+    assert s["mean_pearson_r"] == pytest.approx(1.0) and s["top1_retrieval"] == 1.0
+    assert summary.set_index("metric").loc["top5_retrieval", "chance"] == pytest.approx(5 / 12)
+    per_vertex, _ = analyses.evaluate_predictions(pred, -2 * pred + 1)
+    np.testing.assert_allclose(per_vertex["pearson_r"], -1.0, atol=1e-6)
+    rng = np.random.default_rng(3)
+    real = pred + rng.standard_normal(pred.shape).astype(np.float32)
+    per_vertex, _ = analyses.evaluate_predictions(pred, real)
+    for v in (0, 5000, 20483):
+        expected = np.corrcoef(pred[:, v], real[:, v])[0, 1]
+        assert per_vertex["pearson_r"][v] == pytest.approx(expected, abs=1e-6)
+    np.testing.assert_allclose(per_vertex["mse"], ((pred - real) ** 2).mean(0), rtol=1e-5)
+    # Swapping two real TRs: their predicted maps no longer retrieve the right TR first.
+    swapped = pred.copy()
+    swapped[[0, 1]] = pred[[1, 0]]
+    ranks = analyses.tr_retrieval_ranks(pred, swapped)
+    assert ranks[0] >= 1 and ranks[1] >= 1 and (ranks[2:] == 0).all()
+    const = pred.copy()
+    const[:, 7] = 3.0
+    per_vertex, _ = analyses.evaluate_predictions(pred, const)
+    assert np.isnan(per_vertex["pearson_r"][7])
+    with pytest.raises(TribeInputError, match="same TRs"):
+        analyses.evaluate_predictions(pred, pred[:5])
+
+
+def test_load_real_fmri_formats(tmp_path: Path) -> None:
+    pred = smooth_maps(4)
+    np.save(tmp_path / "run.npy", pred.T)  # vertices first: transposed on load
+    np.testing.assert_array_equal(analyses.load_real_fmri(tmp_path / "run.npy"), pred)
+    lh, rh = volumes.write_gifti(pred, tmp_path, name="run")
+    np.testing.assert_array_equal(analyses.load_real_fmri(rh), pred)
+    np.testing.assert_array_equal(analyses.load_real_fmri((lh, rh)), pred)
+    # fsaverage6-sized data: the first 10242 vertices per hemisphere are fsaverage5's.
+    fine = np.zeros((4, 2 * 40962), dtype=np.float32)
+    fine[:, :10242], fine[:, 40962 : 40962 + 10242] = pred[:, :10242], pred[:, 10242:]
+    np.save(tmp_path / "fine.npy", fine)
+    np.testing.assert_array_equal(analyses.load_real_fmri(tmp_path / "fine.npy"), pred)
+    np.save(tmp_path / "bad.npy", np.zeros((4, 1000)))
+    with pytest.raises(TribeInputError, match="vertices"):
+        analyses.load_real_fmri(tmp_path / "bad.npy")
+
+
+def test_nifti_round_trip_through_vol_to_surf(tmp_path: Path) -> None:
+    pred = smooth_maps(2)
+    nii = volumes.write_nifti(pred, tmp_path / "run.nii.gz")
+    back = analyses.load_real_fmri(nii)
+    assert back.shape == pred.shape
+    per_vertex, _ = analyses.evaluate_predictions(pred, back)
+    spatial_r = [np.corrcoef(pred[t], back[t])[0, 1] for t in range(2)]
+    assert min(spatial_r) > 0.9
+
+
+def test_resampling_nearest_on_sphere() -> None:
+    values = smooth_maps(2)
+    for mesh, n in (("fsaverage4", 2562), ("fsaverage3", 642)):
+        out = analyses.resample_fsaverage5(values, mesh)
+        assert out.shape == (2, 2 * n)
+        np.testing.assert_array_equal(out[:, :n], values[:, :n])  # nested meshes
+        np.testing.assert_array_equal(out[:, n:], values[:, 10242 : 10242 + n])
+    # A finer mesh: fsaverage5 vertices plus edge midpoints (as fsaverage6 is built).
+    spheres = load_fsaverage5("sphere")
+    fine = []
+    for mesh in spheres:
+        edges = np.unique(np.sort(mesh.faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), 1), axis=0)
+        mid = mesh.coordinates[edges].mean(axis=1)
+        mid *= 100.0 / np.linalg.norm(mid, axis=1, keepdims=True)
+        fine.append((np.concatenate([mesh.coordinates, mid]), edges))
+    out = analyses.resample_fsaverage5(values, target_sphere=(fine[0][0], fine[1][0]))
+    n_fine = len(fine[0][0])
+    assert n_fine == 40962 and out.shape == (2, 2 * n_fine)
+    np.testing.assert_array_equal(out[:, :10242], values[:, :10242])
+    # Each midpoint takes the value of one of its edge's two vertices.
+    mids, edges = out[0, 10242:n_fine], fine[0][1]
+    assert np.all((mids == values[0, edges[:, 0]]) | (mids == values[0, edges[:, 1]]))
+
+
+def test_write_evaluation(tmp_path: Path) -> None:
+    pred = smooth_maps(6)
+    paths = analyses.write_evaluation(pred, pred, tmp_path, plot=False)
+    names = {p.name for p in paths}
+    assert {"evaluation_vertices.tsv", "evaluation_summary.tsv",
+            "evaluation_r.lh.func.gii", "evaluation_r.rh.func.gii"} <= names  # fmt: skip
+    summary = pd.read_csv(tmp_path / "evaluation_summary.tsv", sep="\t").set_index("metric")
+    assert summary.loc["top1_retrieval", "value"] == 1.0
+    resampled = analyses.write_resampled(pred, tmp_path, "fsaverage4")
+    assert np.load(resampled).shape == (6, 5124)

@@ -1,0 +1,351 @@
+"""Text features: a causal language model's hidden states for each word, on the 2 Hz grid.
+
+Semantics of neuralset 0.0.2's ``HuggingFaceText(contextualized=True)``:
+
+- each Word row is encoded through its ``context`` string (the preceding
+  words and the word itself, built by the events stage), tokenised without
+  special tokens, truncated on the left to the tokenizer's maximum length;
+- the word's tokens are the last ``n_tokens(context) - n_tokens(prefix)``
+  positions (at least one), ``prefix = context[:-len(word)].rstrip()``;
+  their hidden states (all layers) are averaged over tokens, then layers are
+  selected/grouped (:mod:`tribe_core.features.layers`);
+- word vectors are summed into the 2 Hz grid by start/duration
+  (:func:`tribe_core.features.timing.add_static_events`), in windows of
+  ``spec.segment_s`` like the reference's 100 s inference segments.
+
+Words without a context are dropped, as the reference's ``RemoveMissing``
+does. A stimulus without words gives ``None`` (the workflow then writes an
+absent-modality store, which the encoder zero-fills).
+
+Batches are right-padded with the EOS token as pad (the reference's
+padding; the reference's pad removal assumes right padding).
+
+Speed, same outputs: for decoder-only models, a word's hidden states depend
+only on the tokens up to it, so consecutive words whose context token
+sequences are prefixes of a later word's (every word of the first 1024, as
+contexts grow until the 1024-word window slides) are read off one forward
+over that later context instead of one forward each.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from tribe_core.errors import TribeConfigError, TribeInputError
+from tribe_core.features._hf import check_model_layout, load_model, load_preprocessor
+from tribe_core.features.layers import aggregate_layers, subselected_indices
+from tribe_core.features.spec import FeatureSpec
+from tribe_core.features.timing import add_static_events, n_feature_steps
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def select_words(events: pd.DataFrame, contextualized: bool = True) -> pd.DataFrame:
+    """The Word rows that get a vector: text, start time (and context), sorted by start.
+
+    A missing duration counts as 0 (the word still marks its 2 Hz step).
+    """
+    import pandas as pd
+
+    needed = {"start", "duration", "text"} | ({"context"} if contextualized else set())
+    missing = needed - set(events.columns)
+    if missing:
+        raise TribeInputError(f"events table lacks column(s) {sorted(missing)}")
+    words = events[events["type"] == "Word"] if "type" in events.columns else events
+    text = words["text"].fillna("").astype(str)
+    keep = (text.str.len() > 0) & pd.to_numeric(words["start"], errors="coerce").notna()
+    if contextualized:
+        keep &= words["context"].fillna("").astype(str).str.len() > 0
+    words = words[keep].copy()
+    words["start"] = words["start"].astype(float)
+    words["duration"] = pd.to_numeric(words["duration"], errors="coerce").fillna(0.0).clip(lower=0)
+    return words.sort_values("start", kind="stable")
+
+
+def load_text_model(spec: FeatureSpec) -> tuple[torch.nn.Module, Any]:
+    """Model and tokenizer (left truncation, right padding, EOS as pad)."""
+    check_model_layout(spec)  # from the config, before loading any weight
+    tokenizer = load_preprocessor(spec, "tokenizer", truncation_side="left")
+    tokenizer.padding_side = "right"
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise TribeConfigError(
+                f"text model {spec.model!r}: its tokenizer has neither a pad nor an EOS token"
+            )
+        tokenizer.pad_token = tokenizer.eos_token
+    model = load_model(spec)
+    return model, tokenizer
+
+
+def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+# Decoder-only families: the hidden state at a position depends only on the
+# tokens before it, so words whose contexts are token prefixes of one another
+# can be read off a single forward (see ``plan_shared_contexts``).
+CAUSAL_MODEL_TYPES = frozenset(
+    {
+        "llama",
+        "mistral",
+        "mixtral",
+        "qwen2",
+        "qwen2_moe",
+        "qwen3",
+        "qwen3_moe",
+        "gemma",
+        "gemma2",
+        "gemma3_text",
+        "phi",
+        "phi3",
+        "gpt2",
+        "gpt_neox",
+        "gptj",
+        "opt",
+        "falcon",
+        "olmo",
+        "olmo2",
+        "granite",
+        "smollm3",
+        "stablelm",
+        "starcoder2",
+        "cohere",
+    }
+)
+
+
+def plan_shared_contexts(token_ids: Sequence[Sequence[int]]) -> list[list[int]]:
+    """Group consecutive words whose token sequences are prefixes of the group's last.
+
+    Returns lists of word indices; the last index of each group has the
+    longest sequence, and one forward over it gives every member's states.
+    """
+    groups: list[list[int]] = []
+    current: Sequence[int] = ()
+    for i, ids in enumerate(token_ids):
+        if groups and len(ids) >= len(current) and list(ids[: len(current)]) == list(current):
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+        current = ids
+    return groups
+
+
+def _word_spans(
+    tokenizer: Any, words: Sequence[str], contexts: Sequence[str], contextualized: bool
+) -> tuple[list[list[int]], list[int]]:
+    """Token ids of each context (left-truncated) and each word's token count."""
+    ids = tokenizer(list(contexts), add_special_tokens=False, truncation=True)["input_ids"]
+    if not contextualized:
+        return ids, [len(x) for x in ids]
+    prefixes = [c[: -len(w)].rstrip() for c, w in zip(contexts, words, strict=True)]
+    non_empty = [p for p in prefixes if p]
+    counts = (
+        iter(len(x) for x in tokenizer(non_empty, add_special_tokens=False)["input_ids"])
+        if non_empty
+        else iter(())
+    )
+    n_prefix = [next(counts) if p else 0 for p in prefixes]
+    return ids, [len(x) - n for x, n in zip(ids, n_prefix, strict=True)]
+
+
+def _planned_rows(
+    tokenizer: Any,
+    words: Sequence[str],
+    contexts: Sequence[str],
+    spec: FeatureSpec,
+    share: bool,
+    block: int = 256,
+) -> Iterator[tuple[list[int], list[tuple[int, int, int]]]]:
+    """Yield forward rows: ``(token ids, [(word index, stop, n_target), ...])``.
+
+    Contexts are tokenised ``block`` words at a time and a row is yielded as
+    soon as its group closes, so only the open group's ids are held.
+    """
+    row_ids: list[int] | None = None
+    members: list[tuple[int, int, int]] = []
+    for first in range(0, len(words), block):
+        ids, n_target = _word_spans(
+            tokenizer, words[first : first + block], contexts[first : first + block],
+            spec.contextualized,
+        )  # fmt: skip
+        for offset, (seq, n) in enumerate(zip(ids, n_target, strict=True)):
+            extends = (
+                share
+                and row_ids is not None
+                and len(seq) >= len(row_ids)
+                and seq[: len(row_ids)] == row_ids
+            )
+            if row_ids is not None and not extends:
+                yield row_ids, members
+                members = []
+            row_ids = list(seq)
+            members.append((first + offset, len(seq), n))
+    if row_ids is not None:
+        yield row_ids, members
+
+
+@torch.no_grad()
+def iter_word_vectors(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    words: Sequence[str],
+    contexts: Sequence[str],
+    spec: FeatureSpec,
+    share_contexts: bool | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(word index, vector [L, D] float32)`` for ``N`` words.
+
+    Parameters
+    ----------
+    contexts
+        The strings the model reads (the words themselves when
+        ``spec.contextualized`` is false).
+    share_contexts
+        Read words whose contexts are token prefixes of a later word's
+        context off that word's forward (causal models only; default: on
+        for the families in ``CAUSAL_MODEL_TYPES``). ``False`` runs one
+        context per word, as the reference.
+    """
+    if share_contexts is None:
+        share_contexts = getattr(model.config, "model_type", "") in CAUSAL_MODEL_TYPES
+    pad_id = tokenizer.pad_token_id
+    device = torch.device(spec.device)
+    rows = _planned_rows(tokenizer, words, contexts, spec, share_contexts)
+    while batch := list(itertools.islice(rows, spec.batch_size)):
+        width = max(len(ids) for ids, _ in batch)
+        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for r, (ids, _) in enumerate(batch):
+            input_ids[r, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+            mask[r, : len(ids)] = 1
+        states = model(
+            input_ids=input_ids.to(device),
+            attention_mask=mask.to(device),
+            output_hidden_states=True,
+        ).hidden_states
+        keep = subselected_indices(len(states), spec.layer_subselection)
+        hidden = torch.stack([states[i] for i in keep])  # [L', B, tokens, D]
+        for r, (_, members) in enumerate(batch):
+            vectors = (
+                torch.stack(
+                    [
+                        aggregate_layers(
+                            hidden[:, r, stop - max(1, n) : stop].float().mean(dim=1),
+                            spec.layers,
+                            spec.layer_aggregation,
+                        )
+                        for _, stop, n in members
+                    ]
+                )
+                .cpu()
+                .numpy()
+            )  # one transfer per row: [members, L, D]
+            for (i, _, _), vector in zip(members, vectors, strict=True):
+                if np.isnan(vector).any():
+                    raise TribeInputError(
+                        f"text model {spec.model!r} produced NaN for word {words[i]!r}"
+                    )
+                yield i, vector
+
+
+def word_vectors(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    words: Sequence[str],
+    contexts: Sequence[str],
+    spec: FeatureSpec,
+    share_contexts: bool | None = None,
+) -> np.ndarray:
+    """Vectors ``[N, L, D]`` (float32) of ``N`` words (see :func:`iter_word_vectors`)."""
+    out: list[np.ndarray | None] = [None] * len(words)
+    for i, vector in iter_word_vectors(model, tokenizer, words, contexts, spec, share_contexts):
+        out[i] = vector
+    return np.stack(out).astype(np.float32, copy=False)  # type: ignore[arg-type]
+
+
+def text_features_from_words(
+    words: Sequence[str],
+    contexts: Sequence[str],
+    starts: np.ndarray,
+    durations: np.ndarray,
+    spec: FeatureSpec,
+    duration_s: float,
+    model: tuple[torch.nn.Module, Any],
+    share_contexts: bool | None = None,
+) -> np.ndarray:
+    """Features ``[L, D, T]`` of ``N`` words (text, context, start, duration in seconds).
+
+    Each word vector is summed into the grid as it comes, so memory is the
+    grid, not ``N`` vectors.
+    """
+    net, tokenizer = model
+    grid: np.ndarray | None = None
+    n_steps = n_feature_steps(duration_s, spec.frequency_hz)
+    for i, vector in iter_word_vectors(net, tokenizer, words, contexts, spec, share_contexts):
+        if grid is None:
+            grid = np.zeros((*vector.shape, n_steps), np.float32)
+        add_static_events(
+            grid,
+            spec.frequency_hz,
+            starts[i : i + 1],
+            durations[i : i + 1],
+            vector[None],
+            spec.segment_s,
+        )
+    assert grid is not None
+    return grid
+
+
+def extract_text_features(
+    events: pd.DataFrame,
+    spec: FeatureSpec,
+    duration_s: float,
+    model: tuple[torch.nn.Module, Any] | None = None,
+    word_slice: slice | None = None,
+) -> np.ndarray | None:
+    """Text features ``[L, D, T]`` (float32, ``T = n_feature_steps(duration_s)``).
+
+    Parameters
+    ----------
+    events
+        The stimulus' events (``events.tsv``); Word rows with ``start``,
+        ``duration``, ``text`` and ``context`` are used.
+    spec
+        Text feature settings (see :func:`feature_specs_from_config`).
+    duration_s
+        Stimulus duration, which sets the number of 2 Hz steps.
+    model
+        Optional preloaded ``(model, tokenizer)`` from :func:`load_text_model`.
+    word_slice
+        Only these words (positions among the usable words, in time order):
+        a shard. Each word's vector depends only on its own context, so the
+        sum of the shards' outputs is the unsharded output.
+
+    Returns
+    -------
+    ``[L, D, T]`` array, or ``None`` when the stimulus (or shard) has no usable word.
+    """
+    words = select_words(events, spec.contextualized)
+    if word_slice is not None:
+        words = words.iloc[word_slice]
+    if words.empty:
+        return None
+    texts = words["text"].astype(str).tolist()
+    contexts = words["context"].astype(str).tolist() if spec.contextualized else texts
+    return text_features_from_words(
+        texts,
+        contexts,
+        words["start"].to_numpy(float),
+        words["duration"].to_numpy(float),
+        spec,
+        duration_s,
+        model if model is not None else load_text_model(spec),
+    )

@@ -1,0 +1,380 @@
+"""Segmented inference over a whole stimulus, and the ``predictions.zarr`` store.
+
+Reference semantics (REFERENCE §4, neuralset 0.0.2), and our choices:
+
+- **Timeline.** TR ``k`` covers stimulus time ``[k * tr_s, (k + 1) * tr_s)``
+  (``tr_start_s``). Segments of ``duration_trs`` TRs start at 0 s with a stride
+  of ``duration_trs - overlap_trs``; there are just enough to cover the
+  stimulus, and the last one is zero-padded past the end of the features, as
+  neuralset pads a window that leaves the recording. Feature step ``j`` (2 Hz)
+  is time ``j / feature_frequency_hz``.
+- **Hemodynamic offset.** The reference trains with the fMRI extractor's
+  ``offset: 5``: the BOLD sample measured at time ``t + 5 s`` is placed on the
+  stimulus timeline at ``t`` (``FmriExtractor`` shifts ``start - offset``).
+  So prediction row ``k`` is *indexed by stimulus time* ``tr_start_s`` and
+  predicts the BOLD response a scanner would record at
+  ``response_time_s = tr_start_s + hemodynamic_offset_s``. Both columns are in
+  the TR table; nothing is shifted in the array itself.
+- **Empty TRs.** As the reference with ``remove_empty_segments=True``: every
+  TR is a ``[start, start + tr_s)`` window and is kept only if at least one
+  event of the events table overlaps it (neuralset's test: ``event.start <
+  stop and event.start + event.duration > start``). In practice this drops
+  the zero-padded tail of the last segment and any stretch without events.
+- **Overlap stitching: trim, not average.** With ``overlap_trs > 0`` a TR lies
+  in several segments; we keep the copy from the segment where it is most
+  central (ties: the earlier segment), i.e. each overlap is split at its
+  midpoint. The encoder is a bidirectional transformer with a learnt
+  time-position embedding, so a TR near a segment edge sees one-sided context
+  and edge positions; averaging would blend those poorer estimates in, whereas
+  trimming keeps every prediction an actual model output. With
+  ``overlap_trs=0`` (the reference's inference setting) both are identical.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from tribe_core.encoder.inference import check_precision, precision_context, prepare_encoder
+from tribe_core.encoder.model import TribeEncoder
+from tribe_core.errors import TribeConfigError, TribeInputError
+
+PREDICTIONS = "predictions"
+TR_ARRAYS = ("tr_start_s", "tr_segment", "tr_kept")
+
+
+@dataclasses.dataclass
+class PredictionResult:
+    """Predicted responses of one stimulus.
+
+    Attributes
+    ----------
+    predictions
+        ``[n_kept_trs, n_vertices]`` float32, kept TRs in time order.
+    trs
+        One row per TR before dropping: ``tr_index``, ``tr_start_s`` (stimulus
+        time), ``response_time_s`` (``tr_start_s + hemodynamic_offset_s``),
+        ``segment`` (segment whose output was kept), ``kept`` (bool) and
+        ``prediction_row`` (row in ``predictions``, -1 if dropped).
+        ``trs.attrs["hemodynamic_offset_s"]`` repeats the offset.
+    hemodynamic_offset_s
+        Lag between stimulus time and the predicted BOLD sample.
+    tr_s
+        Repetition time in seconds.
+    """
+
+    predictions: np.ndarray
+    trs: pd.DataFrame
+    hemodynamic_offset_s: float = 5.0
+    tr_s: float = 1.0
+
+    @property
+    def n_vertices(self) -> int:
+        return int(self.predictions.shape[1])
+
+
+def _check_features(
+    encoder: TribeEncoder,
+    features: Mapping[str, np.ndarray | None],
+    stimulus: str | None,
+) -> dict[str, np.ndarray]:
+    unknown = [k for k in features if k not in encoder.feature_dims]
+    if unknown:
+        raise TribeInputError(
+            f"unknown modality {unknown}; the checkpoint expects {list(encoder.feature_dims)}",
+            stimulus=stimulus,
+        )
+    present: dict[str, np.ndarray] = {}
+    for name, want in encoder.feature_dims.items():
+        value = features.get(name)
+        if value is None:
+            continue
+        value = np.asarray(value)
+        if value.ndim != 3:
+            raise TribeInputError(
+                f"modality {name!r}: features must be [L, D, T], got shape {value.shape}",
+                stimulus=stimulus,
+            )
+        if value.shape[0] != want[0] or value.shape[1] != want[1]:
+            raise TribeInputError(
+                f"modality {name!r}: features have {value.shape[0]} layer groups x "
+                f"{value.shape[1]} dims, the checkpoint expects {want[0]} x {want[1]} "
+                "(check the feature model and layer settings)",
+                stimulus=stimulus,
+            )
+        if value.shape[2] == 0:
+            raise TribeInputError(
+                f"modality {name!r}: the feature store is empty (0 time steps)",
+                stimulus=stimulus,
+            )
+        if not np.isfinite(value).all():
+            bad = int((~np.isfinite(value)).sum())
+            raise TribeInputError(
+                f"modality {name!r}: features contain {bad} NaN/inf values", stimulus=stimulus
+            )
+        present[name] = value.astype(np.float32, copy=False)
+    if not present:
+        raise TribeInputError(
+            f"no features: every modality of {list(encoder.feature_dims)} is absent",
+            stimulus=stimulus,
+        )
+    return present
+
+
+def _check_events(events: pd.DataFrame, stimulus: str | None) -> tuple[np.ndarray, np.ndarray]:
+    missing = [c for c in ("start", "duration") if c not in events.columns]
+    if missing:
+        raise TribeInputError(f"events table lacks columns {missing}", stimulus=stimulus)
+    starts = events["start"].to_numpy(dtype=np.float64)
+    stops = starts + events["duration"].to_numpy(dtype=np.float64)
+    if not len(starts):
+        raise TribeInputError("events table is empty: nothing to predict", stimulus=stimulus)
+    if not (np.isfinite(starts).all() and np.isfinite(stops).all()):
+        raise TribeInputError("events table has NaN start/duration values", stimulus=stimulus)
+    return starts, stops
+
+
+def segment_starts(n_trs: int, duration_trs: int, overlap_trs: int) -> np.ndarray:
+    """First TR of each segment so that ``[0, n_trs)`` is covered (at least one segment)."""
+    if not 0 <= overlap_trs < duration_trs:
+        raise TribeConfigError(
+            f"overlap_trs must be in [0, duration_trs={duration_trs}), got {overlap_trs}"
+        )
+    stride = duration_trs - overlap_trs
+    n_segments = max(1, math.ceil(max(n_trs - duration_trs, 0) / stride) + 1)
+    return np.arange(n_segments, dtype=np.int64) * stride
+
+
+def assign_trs(starts: np.ndarray, duration_trs: int) -> np.ndarray:
+    """For each TR of the covered timeline, the segment it is taken from (most central)."""
+    n_trs = int(starts[-1]) + duration_trs
+    t = np.arange(n_trs)[:, None]
+    pos = t - starts[None, :]
+    inside = (pos >= 0) & (pos < duration_trs)
+    centrality = np.where(inside, np.minimum(pos, duration_trs - 1 - pos), -1)
+    return centrality.argmax(axis=1)  # argmax takes the first (earlier) on ties
+
+
+def kept_trs(n_trs: int, tr_s: float, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """Boolean ``[n_trs]``: TR ``k`` overlaps an event (``start < (k+1)*tr and stop > k*tr``).
+
+    Interval counting (difference array), linear in TRs + events, so a
+    two-hour film with tens of thousands of words costs nothing.
+    """
+    first = np.floor(starts / tr_s).astype(np.int64)  # smallest k with (k+1)*tr > start
+    stop = np.ceil(stops / tr_s).astype(np.int64)  # largest k with k*tr < stop, plus one
+    first, stop = np.clip(first, 0, n_trs), np.clip(stop, 0, n_trs)
+    valid = stop > first
+    count = np.zeros(n_trs + 1, dtype=np.int64)
+    np.add.at(count, first[valid], 1)
+    np.add.at(count, stop[valid], -1)
+    return np.cumsum(count[:-1]) > 0
+
+
+def predict_stimulus(
+    encoder: TribeEncoder,
+    features: Mapping[str, np.ndarray | None],
+    events: pd.DataFrame,
+    *,
+    duration_trs: int = 100,
+    overlap_trs: int = 0,
+    batch_size: int = 8,
+    precision: str = "fp32",
+    device: str | torch.device = "cpu",
+    feature_frequency_hz: float = 2.0,
+    tr_s: float = 1.0,
+    hemodynamic_offset_s: float = 5.0,
+    duration_s: float | None = None,
+    stimulus: str | None = None,
+    compile: bool | str = False,
+) -> PredictionResult:
+    """Predict the responses to one whole stimulus, segment by segment.
+
+    Parameters
+    ----------
+    encoder
+        From :func:`tribe_core.encoder.load_encoder`. Its float32 weights are
+        never changed; the copy prepared for ``(precision, device, compile)`` is
+        cached on it and reused by later calls.
+    features
+        ``{modality: [L, D, T] float32 at feature_frequency_hz, or None}``; a
+        modality that is ``None`` or missing is zero-filled by the encoder.
+    events
+        The stimulus' events table (``start``, ``duration`` in seconds); decides
+        which TRs are empty (see module docstring).
+    duration_trs, overlap_trs
+        Segment length and overlap in TRs (reference: 100 and 0).
+        ``duration_trs`` must equal the encoder's ``n_output_timesteps``.
+    batch_size
+        Segments per forward.
+    precision
+        ``"fp32"`` (reference maths), ``"tf32"``, ``"bf16"`` or ``"fp16"``
+        (see :mod:`tribe_core.encoder.inference`).
+    device
+        Where the encoder runs.
+    feature_frequency_hz, tr_s
+        Feature rate (2 Hz) and repetition time (1 s).
+    hemodynamic_offset_s
+        Recorded in the TR table (``response_time_s``); the reference's 5 s.
+    duration_s
+        Stimulus duration; default: the longest of the features and the events.
+    stimulus
+        Named in error messages.
+    compile
+        Use ``torch.compile`` (batches are padded to ``batch_size``); a string is
+        the compile mode, ``"reduce-overhead"`` (CUDA graphs) being the fastest
+        on a GPU.
+
+    Returns
+    -------
+    PredictionResult
+        ``predictions [n_kept_trs, n_vertices]`` and the TR table.
+
+    Raises
+    ------
+    TribeInputError
+        Wrong layer count or dims for the checkpoint, NaNs, an empty feature
+        store, no modality at all, or an unusable events table.
+    """
+    check_precision(precision)
+    if duration_trs != encoder.n_output_timesteps:
+        raise TribeConfigError(
+            f"duration_trs={duration_trs} but the checkpoint predicts "
+            f"{encoder.n_output_timesteps} TRs per segment; use duration_trs="
+            f"{encoder.n_output_timesteps}"
+        )
+    steps_per_tr = tr_s * feature_frequency_hz
+    if abs(steps_per_tr - round(steps_per_tr)) > 1e-9 or round(steps_per_tr) < 1:
+        raise TribeConfigError(
+            f"tr_s * feature_frequency_hz must be a whole number, got {steps_per_tr}"
+        )
+    steps_per_tr = int(round(steps_per_tr))
+    present = _check_features(encoder, features, stimulus)
+    ev_starts, ev_stops = _check_events(events, stimulus)
+    n_steps = max(v.shape[2] for v in present.values())
+    if duration_s is None:
+        duration_s = max(n_steps / feature_frequency_hz, float(ev_stops.max()))
+    n_trs = max(1, math.ceil(duration_s / tr_s - 1e-9))
+
+    seg_starts = segment_starts(n_trs, duration_trs, overlap_trs)
+    seg_steps = duration_trs * steps_per_tr
+    model = prepare_encoder(
+        encoder, precision=precision, device=device, compile=compile, cached=True
+    )
+    n_vertices = encoder.n_outputs
+    outputs = np.empty((len(seg_starts), duration_trs, n_vertices), dtype=np.float32)
+    with torch.inference_mode(), precision_context(precision):
+        for first in range(0, len(seg_starts), batch_size):
+            chunk = seg_starts[first : first + batch_size]
+            n_fill = batch_size if compile else len(chunk)
+            batch = {}
+            for name, value in present.items():
+                arr = np.zeros((n_fill, *value.shape[:2], seg_steps), dtype=np.float32)
+                for i, start_tr in enumerate(chunk):
+                    lo = int(start_tr) * steps_per_tr
+                    piece = value[:, :, lo : lo + seg_steps]
+                    arr[i, :, :, : piece.shape[2]] = piece
+                batch[name] = torch.from_numpy(arr).to(device, non_blocking=True)
+            out = model(batch)[: len(chunk)]  # [b, V, duration_trs]
+            if not bool(torch.isfinite(out).all()):
+                raise TribeConfigError(
+                    f"stimulus {stimulus!r}: the encoder produced non-finite values in "
+                    f"precision {precision!r} (segments from TR {int(chunk[0])}); "
+                    "use precision 'tf32' or 'fp32'"
+                )
+            outputs[first : first + len(chunk)] = out.transpose(1, 2).float().cpu().numpy()
+
+    segment = assign_trs(seg_starts, duration_trs)
+    tr_index = np.arange(len(segment), dtype=np.int64)
+    tr_start = tr_index * tr_s
+    kept = kept_trs(len(tr_index), tr_s, ev_starts, ev_stops)
+    rows = outputs[segment[kept], tr_index[kept] - seg_starts[segment[kept]]]
+    prediction_row = np.full(len(tr_index), -1, dtype=np.int64)
+    prediction_row[kept] = np.arange(int(kept.sum()))
+    trs = pd.DataFrame(
+        {
+            "tr_index": tr_index,
+            "tr_start_s": tr_start,
+            "response_time_s": tr_start + hemodynamic_offset_s,
+            "segment": segment.astype(np.int64),
+            "kept": kept,
+            "prediction_row": prediction_row,
+        }
+    )
+    trs.attrs["hemodynamic_offset_s"] = float(hemodynamic_offset_s)
+    return PredictionResult(
+        predictions=np.ascontiguousarray(rows, dtype=np.float32),
+        trs=trs,
+        hemodynamic_offset_s=float(hemodynamic_offset_s),
+        tr_s=float(tr_s),
+    )
+
+
+def write_predictions(path: str | Path, result: PredictionResult, attrs: Mapping[str, Any]) -> Path:
+    """Write ``predictions.zarr`` atomically.
+
+    Arrays: ``predictions [n_kept_trs, n_vertices]`` float32, and per TR (all
+    TRs, before dropping) ``tr_start_s`` float64, ``tr_response_time_s``
+    float64, ``tr_segment`` int64, ``tr_kept`` bool. Attributes: ``attrs`` plus
+    ``hemodynamic_offset_s``, ``tr_s``, ``n_vertices``, ``n_trs``, ``n_kept_trs``.
+    """
+    from tribe_core.io.zarr_store import write_arrays
+
+    trs = result.trs
+    arrays = {
+        PREDICTIONS: np.asarray(result.predictions, dtype=np.float32),
+        "tr_start_s": trs["tr_start_s"].to_numpy(dtype=np.float64),
+        "tr_response_time_s": trs["response_time_s"].to_numpy(dtype=np.float64),
+        "tr_segment": trs["segment"].to_numpy(dtype=np.int64),
+        "tr_kept": trs["kept"].to_numpy(dtype=bool),
+    }
+    full = {
+        **attrs,
+        "hemodynamic_offset_s": result.hemodynamic_offset_s,
+        "tr_s": result.tr_s,
+        "n_vertices": result.n_vertices,
+        "n_trs": len(trs),
+        "n_kept_trs": int(result.predictions.shape[0]),
+    }
+    return write_arrays(path, arrays, full, chunk_axis={PREDICTIONS: 0})
+
+
+def read_predictions(path: str | Path) -> PredictionResult:
+    """Read a store written by :func:`write_predictions` back into a PredictionResult."""
+    from tribe_core.io.zarr_store import read_array, read_attrs
+
+    attrs = read_attrs(path)
+    predictions = read_array(path, PREDICTIONS).astype(np.float32, copy=False)
+    tr_start = read_array(path, "tr_start_s")
+    kept = read_array(path, "tr_kept").astype(bool)
+    offset = float(attrs.get("hemodynamic_offset_s", 5.0))
+    if int(kept.sum()) != predictions.shape[0]:
+        raise TribeInputError(
+            f"{int(kept.sum())} kept TRs but {predictions.shape[0]} prediction rows", path=path
+        )
+    prediction_row = np.full(len(kept), -1, dtype=np.int64)
+    prediction_row[kept] = np.arange(int(kept.sum()))
+    trs = pd.DataFrame(
+        {
+            "tr_index": np.arange(len(tr_start), dtype=np.int64),
+            "tr_start_s": tr_start,
+            "response_time_s": tr_start + offset,
+            "segment": read_array(path, "tr_segment").astype(np.int64),
+            "kept": kept,
+            "prediction_row": prediction_row,
+        }
+    )
+    trs.attrs["hemodynamic_offset_s"] = offset
+    return PredictionResult(
+        predictions=predictions,
+        trs=trs,
+        hemodynamic_offset_s=offset,
+        tr_s=float(attrs.get("tr_s", 1.0)),
+    )
