@@ -7,7 +7,8 @@ from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)
 
-from tribe_core.stimuli import discover_stimuli, find_sidecar  # noqa: E402
+from tribe_core.events.sidecar import find_sidecar  # noqa: E402
+from tribe_core.stimuli import discover_stimuli  # noqa: E402
 
 
 validate(config, workflow.source_path("../config/schema/config.schema.yaml"))

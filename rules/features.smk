@@ -13,6 +13,15 @@ FEATURE_PARAMS = {
     "store_dtype": config["features"].get("store_dtype", "float32"),
 }
 
+# `features.video_shards` > 1: each video stimulus' features are computed by that many
+# time-shard jobs (whole 60 s chunks each, one GPU each) and merged into the same
+# video.zarr; == 1: one job (extract_video_features). The wildcard constraints let
+# exactly one of the two ways produce video.zarr.
+VIDEO_SHARDS = int(config["features"].get("video_shards", 1))
+NO_STIMULUS = "(?!x)x"
+UNSHARDED_VIDEO_STIMULI = VIDEO_STIMULI if VIDEO_SHARDS == 1 else NO_STIMULUS
+SHARDED_VIDEO_STIMULI = VIDEO_STIMULI if VIDEO_SHARDS > 1 else NO_STIMULUS
+
 
 rule extract_text_features:
     input:
@@ -69,7 +78,7 @@ rule extract_video_features:
     output:
         store=directory(f"{RESULTS}/{{stimulus}}/features/video.zarr"),
     wildcard_constraints:
-        stimulus=VIDEO_STIMULI,
+        stimulus=UNSHARDED_VIDEO_STIMULI,
     params:
         modality="video",
         model_override=config["feature_models"].get("video"),
@@ -86,3 +95,61 @@ rule extract_video_features:
         "../envs/features.yaml"
     script:
         "../workflow_scripts/extract_features.py"
+
+
+rule extract_video_features_shard:
+    input:
+        video=stimulus_path,
+        media=f"{RESULTS}/{{stimulus}}/media.json",
+    output:
+        store=directory(f"{RESULTS}/{{stimulus}}/features/video.shards/{{shard}}.zarr"),
+    wildcard_constraints:
+        stimulus=SHARDED_VIDEO_STIMULI,
+        shard=r"\d+",
+    params:
+        n_shards=VIDEO_SHARDS,
+        model_override=config["feature_models"].get("video"),
+        **{k: v for k, v in FEATURE_PARAMS.items() if k != "store_dtype"},
+    log:
+        f"{RESULTS}/{{stimulus}}/logs/extract_video_features_shard.{{shard}}.log",
+    benchmark:
+        f"{RESULTS}/{{stimulus}}/benchmarks/extract_video_features_shard.{{shard}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=res("extract_video_features_shard")["mem_mb"],
+        runtime=res("extract_video_features_shard")["runtime"],
+        # one GPU per shard job when features run on CUDA (bound by tribe_core.devices)
+        gpu=(
+            max(1, res("extract_video_features_shard")["gpu"])
+            if FEATURE_PARAMS["device"].startswith("cuda")
+            else res("extract_video_features_shard")["gpu"]
+        ),
+    conda:
+        "../envs/features.yaml"
+    script:
+        "../workflow_scripts/extract_video_shard.py"
+
+
+rule merge_video_features:
+    input:
+        shards=expand(
+            f"{RESULTS}/{{{{stimulus}}}}/features/video.shards/{{shard}}.zarr",
+            shard=range(VIDEO_SHARDS),
+        ),
+    output:
+        store=directory(f"{RESULTS}/{{stimulus}}/features/video.zarr"),
+    wildcard_constraints:
+        stimulus=SHARDED_VIDEO_STIMULI,
+    params:
+        store_dtype=FEATURE_PARAMS["store_dtype"],
+    log:
+        f"{RESULTS}/{{stimulus}}/logs/merge_video_features.log",
+    threads: 1
+    resources:
+        mem_mb=res("merge_video_features")["mem_mb"],
+        runtime=res("merge_video_features")["runtime"],
+    cache: "omit-software"
+    conda:
+        "../envs/features.yaml"
+    script:
+        "../workflow_scripts/merge_video_shards.py"

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from tribe_core.errors import TribeInputError
-from tribe_core.stimuli import discover_stimuli, find_sidecar
+from tribe_core.events.sidecar import find_sidecar
+from tribe_core.stimuli import discover_stimuli
 
 
 def _touch(path: Path, text: str = "x") -> Path:

@@ -336,3 +336,170 @@ def run_report(
         Path(html_out),
         media_path=Path(media_path) if media_path else None,
     )
+
+
+# --- time-sharded video features (config `features.video_shards` > 1) ---
+
+_SHARD_KEYS = ("shard", "n_shards", "chunks", "n_chunks", "first_step", "n_steps")
+_STORE_KEYS = ("present", "shape", "dtype", "timing")
+
+
+def _video_spec(
+    checkpoint: str,
+    model_override: str | None,
+    device: str,
+    dtype: str,
+    batch_size: int,
+    stimulus: str | None,
+):  # noqa: ANN202
+    """The checkpoint's video :class:`FeatureSpec` with the run's overrides."""
+    from tribe_core import features as feat
+
+    config, build_args = checkpoint_meta(checkpoint)
+    overrides = {"video": {"device": device, "dtype": dtype, "batch_size": batch_size}}
+    if model_override:
+        overrides["video"]["model"] = model_override
+    specs = feat.feature_specs_from_config(config, build_args["feature_dims"], overrides)
+    if "video" not in specs:
+        raise TribeInputError(
+            f"the checkpoint {checkpoint!r} has no 'video' features", stimulus=stimulus
+        )
+    return specs["video"]
+
+
+def run_extract_video_shard(
+    video: str | Path,
+    media: str | Path,
+    store_out: str | Path,
+    *,
+    shard: int,
+    n_shards: int,
+    checkpoint: str,
+    model_override: str | None,
+    device: str,
+    dtype: str,
+    batch_size: int,
+    stimulus: str | None = None,
+) -> None:
+    """Stage 3, one time shard: video features of chunks ``shard_chunks(...)[shard]``.
+
+    The store holds only the shard's steps ``[L, D, n]`` (float32), placed
+    at ``attrs["first_step"]`` of the stimulus grid by
+    :func:`run_merge_video_shards`. A shard with no chunk (more shards than
+    the stimulus has 60 s chunks) or a stimulus without a video stream
+    writes an absent store. A job asking for ``cuda`` is bound to its own
+    GPU first (:func:`tribe_core.devices.bind_device`).
+    """
+    import numpy as np
+
+    from tribe_core.devices import bind_device
+    from tribe_core.features import feature_store_attrs
+    from tribe_core.features.timing import chunk_bounds, n_feature_steps, shard_chunks
+    from tribe_core.features.video import iter_video_feature_blocks
+    from tribe_core.io.zarr_store import write_feature_store
+
+    if not 0 <= shard < n_shards:
+        raise ValueError(f"shard must be in 0 .. {n_shards - 1}, got {shard}")
+    device = bind_device(device)
+    info = _read_media(media)
+    spec = _video_spec(checkpoint, model_override, device, dtype, batch_size, stimulus)
+    n_chunks = len(chunk_bounds(info.duration_s, spec.chunk_max_s, spec.chunk_min_s))
+    parts = shard_chunks(n_chunks, n_shards)
+    chunks = parts[shard] if shard < len(parts) and info.has_video else []
+    array, first = None, 0
+    with measure() as timing:
+        blocks = []
+        if chunks:
+            blocks = list(
+                iter_video_feature_blocks(Path(video), spec, info.duration_s, None, chunks)
+            )
+        if blocks:
+            first = min(b[0] for b in blocks)
+            stop = max(b[0] + b[1].shape[-1] for b in blocks)
+            array = np.zeros((*blocks[0][1].shape[:-1], stop - first), np.float32)
+            for start, data in blocks:  # in time order, as extract_video_features places them
+                array[..., start - first : start - first + data.shape[-1]] = data
+    attrs = {
+        **feature_store_attrs(spec, info.duration_s),
+        "shard": shard,
+        "n_shards": n_shards,
+        "chunks": list(chunks),
+        "n_chunks": n_chunks,
+        "first_step": first,
+        "n_steps": n_feature_steps(info.duration_s, spec.frequency_hz),
+        "timing": timing,
+    }
+    write_feature_store(store_out, array, attrs)
+    log.info(
+        "video shard %d/%d of %s: chunks %s, steps %d.. %s in %s",
+        shard, n_shards, stimulus, chunks, first, None if array is None else array.shape, timing,
+    )  # fmt: skip
+
+
+def run_merge_video_shards(
+    shard_stores: list[str | Path],
+    store_out: str | Path,
+    *,
+    store_dtype: str = "float32",
+    stimulus: str | None = None,
+) -> None:
+    """Stage 3: place the time shards into one video store ``[L, D, T]``.
+
+    The result has the attrs of an unsharded ``extract_video_features`` store
+    and, shards being disjoint runs of independently encoded chunks, the very
+    same array. ``attrs["timing"]`` sums the shards' wall time (``wall_s``)
+    and keeps each shard's (``shards``).
+    """
+    import numpy as np
+
+    from tribe_core.io.zarr_store import read_feature_store, write_feature_store
+
+    loaded = [read_feature_store(p) for p in shard_stores]
+    if not loaded:
+        raise ValueError("no shard store to merge")
+    base = {k: v for k, v in loaded[0][1].items() if k not in _SHARD_KEYS + _STORE_KEYS}
+    n_shards, n_chunks = loaded[0][1]["n_shards"], loaded[0][1]["n_chunks"]
+    seen: list[int] = []
+    for path, (_, attrs) in zip(shard_stores, loaded, strict=True):
+        own = {k: v for k, v in attrs.items() if k not in _SHARD_KEYS + _STORE_KEYS}
+        if own != base or attrs["n_shards"] != n_shards or attrs["n_chunks"] != n_chunks:
+            raise TribeInputError(
+                "video shard made with other settings than shard 0; rerun its job",
+                path=path,
+                stimulus=stimulus,
+            )
+        seen += attrs["chunks"]
+    shards = sorted(a["shard"] for _, a in loaded)
+    if shards != list(range(n_shards)) or len(shard_stores) != n_shards:
+        raise TribeInputError(
+            f"expected shards 0..{n_shards - 1}, got {shards}", path=store_out, stimulus=stimulus
+        )
+    present = [(data, attrs) for data, attrs in loaded if data is not None]
+    if present and sorted(seen) != list(range(n_chunks)):
+        raise TribeInputError(
+            f"video shards cover chunks {sorted(seen)} of {n_chunks}",
+            path=store_out,
+            stimulus=stimulus,
+        )
+    with measure() as merge_timing:
+        grid = None
+        if present:
+            n_steps = loaded[0][1]["n_steps"]
+            grid = np.zeros((*present[0][0].shape[:-1], n_steps), np.float32)
+            for data, attrs in sorted(present, key=lambda p: p[1]["shard"]):
+                first = attrs["first_step"]
+                grid[..., first : first + data.shape[-1]] = data
+            grid = np.asarray(grid, dtype=store_dtype)
+    timings = [a["timing"] for _, a in sorted(loaded, key=lambda p: p[1]["shard"])]
+    cuda = [t.get("cuda_peak_mb") for t in timings if t.get("cuda_peak_mb") is not None]
+    timing = {
+        "wall_s": round(sum(t["wall_s"] for t in timings), 3),
+        "peak_rss_mb": max(t["peak_rss_mb"] for t in timings),
+        "cuda_peak_mb": max(cuda) if cuda else None,
+        "shards": timings,
+        "merge": merge_timing,
+    }
+    write_feature_store(store_out, grid, {**base, "timing": timing})
+    log.info(
+        "merged %d video shards of %s: %s", n_shards, stimulus, None if grid is None else grid.shape
+    )

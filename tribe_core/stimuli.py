@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tribe_core.errors import TribeInputError
+from tribe_core.events.sidecar import SIDECAR_SUFFIXES as TRANSCRIPT_SUFFIXES
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm"})
 AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".flac", ".ogg"})
@@ -21,7 +22,7 @@ SUFFIXES: dict[str, frozenset[str]] = {
     "text": TEXT_SUFFIXES,
 }
 # Files that sit next to stimuli but are not stimuli: transcripts and notes.
-SIDECAR_SUFFIXES = (".textgrid", ".json", ".words.tsv")
+SIDECAR_SUFFIXES = tuple(s.lower() for s in TRANSCRIPT_SUFFIXES)
 IGNORED_NAMES = frozenset({"readme.md", "readme.txt", "readme", "license"})
 
 
@@ -154,11 +155,3 @@ def discover_stimuli(
         raise TribeInputError("no stimuli found (supported: video, audio, .txt)", path=source)
     return dict(sorted(found.items()))
 
-
-def find_sidecar(stimulus_path: Path) -> Path | None:
-    """Return a transcript next to the stimulus (``.TextGrid``, ``.json``, ``.words.tsv``)."""
-    for suffix in (".words.tsv", ".TextGrid", ".textgrid", ".json"):
-        candidate = stimulus_path.with_name(stimulus_path.stem + suffix)
-        if candidate.is_file():
-            return candidate
-    return None

@@ -1,5 +1,6 @@
 """Snakemake adapter: rules extract_{text,audio,video}_features -> run_extract_features."""
 
+from tribe_core.devices import bind_device
 from tribe_core.logs import setup_logging
 from tribe_core.stages import run_extract_features
 from tribe_core.threads import limit_threads
@@ -14,7 +15,7 @@ run_extract_features(
     snakemake.output.store,
     checkpoint=p.checkpoint,
     model_override=p.model_override,
-    device=p.device,
+    device=bind_device(p.device),
     dtype=p.dtype,
     batch_size=p.batch_size,
     store_dtype=p.store_dtype,

@@ -1,5 +1,6 @@
 """Snakemake adapter: rule predict -> tribe_core.stages.run_predict."""
 
+from tribe_core.devices import bind_device
 from tribe_core.logs import setup_logging
 from tribe_core.stages import run_predict
 from tribe_core.threads import limit_threads
@@ -13,7 +14,7 @@ run_predict(
     snakemake.input.media,
     snakemake.output.predictions,
     checkpoint=p.checkpoint,
-    device=p.device,
+    device=bind_device(p.device),
     precision=p.precision,
     batch_size=p.batch_size,
     duration_trs=p.duration_trs,

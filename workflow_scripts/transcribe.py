@@ -1,5 +1,6 @@
 """Snakemake adapter: rule transcribe -> tribe_core.stages.run_transcribe."""
 
+from tribe_core.devices import bind_device
 from tribe_core.logs import setup_logging
 from tribe_core.stages import run_transcribe
 from tribe_core.threads import limit_threads
@@ -14,7 +15,7 @@ run_transcribe(
     sidecar=snakemake.input.sidecar[0] if snakemake.input.sidecar else None,
     model=p.model,
     language=p.language,
-    device=p.device,
+    device=bind_device(p.device),
     compute_type=p.compute_type,
     batch_size=p.batch_size,
     align_model=p.align_model,

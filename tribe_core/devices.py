@@ -1,0 +1,152 @@
+"""One GPU per job: bind a process to its own device before CUDA starts.
+
+Snakemake's ``--resources gpu=N`` only counts GPU jobs (at most ``N`` at
+once); it does not say which device a job should use. :func:`bind_gpu` picks
+one and sets ``CUDA_VISIBLE_DEVICES`` so that ``cuda`` / ``cuda:0`` in the
+job is that device:
+
+- a scheduler that already set ``CUDA_VISIBLE_DEVICES`` (SLURM with
+  ``--gpus``) wins: the variable is kept as it is;
+- an explicit ``slot`` picks GPU ``slot % n_gpus``;
+- otherwise the job takes the first free GPU by an exclusive ``fcntl.flock``
+  on one lock file per GPU in a temp folder, and holds it until the process
+  exits (the kernel drops the lock even when the job crashes, so no stale
+  lock survives a killed job).
+
+It must run before torch initialises CUDA (any ``torch.cuda`` call); merely
+importing torch is fine.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import IO
+
+from tribe_core.errors import TribeConfigError
+
+log = logging.getLogger(__name__)
+
+ENV_LOCK_DIR = "TRIBEFLOW_GPU_LOCK_DIR"
+ENV_N_GPUS = "TRIBEFLOW_N_GPUS"
+_HELD: dict[int, IO[bytes]] = {}  # slot -> open lock file, held for the process's life
+
+
+def default_lock_dir() -> Path:
+    """``$TRIBEFLOW_GPU_LOCK_DIR``, else ``<tmp>/tribeflow-gpu-locks-<uid>``."""
+    env = os.environ.get(ENV_LOCK_DIR)
+    return Path(env) if env else Path(tempfile.gettempdir()) / f"tribeflow-gpu-locks-{os.getuid()}"
+
+
+def count_gpus() -> int:
+    """Number of NVIDIA GPUs of this host, found without initialising CUDA.
+
+    ``$TRIBEFLOW_N_GPUS`` if set, else the entries of
+    ``/proc/driver/nvidia/gpus``, else ``nvidia-smi -L``; 0 when none.
+    (``torch.cuda.device_count()`` is avoided: torch caches its answer, which
+    would go stale once ``CUDA_VISIBLE_DEVICES`` is set.)
+    """
+    env = os.environ.get(ENV_N_GPUS)
+    if env:
+        return int(env)
+    proc_dir = Path("/proc/driver/nvidia/gpus")
+    if proc_dir.is_dir():
+        return sum(1 for _ in proc_dir.iterdir())
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return 0
+    out = subprocess.run([smi, "-L"], capture_output=True, text=True, check=False).stdout
+    return sum(1 for line in out.splitlines() if line.startswith("GPU "))
+
+
+def acquire_gpu_slot(
+    n_gpus: int, lock_dir: str | Path | None = None, timeout_s: float | None = None
+) -> int:
+    """Lock the first free slot ``0 .. n_gpus - 1`` for this process's life.
+
+    Waits (polling every 0.2 s) while every slot is held by another process;
+    raises :class:`TribeConfigError` after ``timeout_s`` (``None``: wait forever).
+    A slot this process already holds is returned again.
+    """
+    if n_gpus < 1:
+        raise ValueError(f"n_gpus must be >= 1, got {n_gpus}")
+    if _HELD:
+        return next(iter(_HELD))
+    folder = Path(lock_dir) if lock_dir else default_lock_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        for slot in range(n_gpus):
+            handle = open(folder / f"gpu{slot}.lock", "ab")  # noqa: SIM115 (held on purpose)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            _HELD[slot] = handle
+            return slot
+        if deadline is not None and time.monotonic() > deadline:
+            raise TribeConfigError(
+                f"all {n_gpus} GPU slots in {folder} are held by other jobs after "
+                f"{timeout_s} s; run Snakemake with --resources gpu=N (N <= GPUs)"
+            )
+        time.sleep(0.2)
+
+
+def release_gpu_slot() -> None:
+    """Drop the slot this process holds (normally the process's exit does it)."""
+    for slot in list(_HELD):
+        handle = _HELD.pop(slot)
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def bind_gpu(
+    slot: int | None,
+    n_gpus: int | None = None,
+    *,
+    lock_dir: str | Path | None = None,
+    timeout_s: float | None = None,
+) -> str:
+    """Make this process see one GPU; return ``CUDA_VISIBLE_DEVICES`` ("" without GPUs).
+
+    Parameters
+    ----------
+    slot
+        GPU index to use (taken modulo ``n_gpus``); ``None`` picks a free one
+        by file lock (:func:`acquire_gpu_slot`).
+    n_gpus
+        GPUs of the host; ``None`` counts them (:func:`count_gpus`).
+    lock_dir, timeout_s
+        Passed to :func:`acquire_gpu_slot`.
+    """
+    preset = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if preset is not None:
+        log.info("CUDA_VISIBLE_DEVICES=%s set by the scheduler; kept", preset)
+        return preset
+    n = count_gpus() if n_gpus is None else n_gpus
+    if n < 1:
+        log.info("no GPU found; nothing to bind")
+        return ""
+    chosen = slot % n if slot is not None else acquire_gpu_slot(n, lock_dir, timeout_s)
+    os.environ["CUDA_VISIBLE_DEVICES"] = str(chosen)
+    log.info("bound to GPU %d of %d (CUDA_VISIBLE_DEVICES=%d)", chosen, n, chosen)
+    return str(chosen)
+
+
+def bind_device(device: str) -> str:
+    """Bind a job asking for ``cuda`` / ``cuda:0`` to its own GPU; return the device to use.
+
+    CPU devices and explicit other indices (``cuda:1``, the user's choice)
+    are returned unchanged and bind nothing.
+    """
+    if device in ("cuda", "cuda:0"):
+        bind_gpu(None)
+        return "cuda"
+    return device
