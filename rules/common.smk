@@ -73,4 +73,8 @@ def all_targets():
             f"{base}/plots",
             f"{base}/report.html",
         ]
+        if config["products"].get("contributions", False):
+            targets.append(f"{base}/contributions")
+        if name in config["products"].get("real_fmri", {}):
+            targets.append(f"{base}/evaluation")
     return targets

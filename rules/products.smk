@@ -98,3 +98,54 @@ rule report:
         "../envs/products.yaml"
     script:
         "../workflow_scripts/report.py"
+
+
+rule contributions:
+    input:
+        unpack(feature_inputs),
+        events=f"{RESULTS}/{{stimulus}}/events.tsv",
+        media=f"{RESULTS}/{{stimulus}}/media.json",
+    output:
+        directory(f"{RESULTS}/{{stimulus}}/contributions"),
+    params:
+        checkpoint=config["checkpoint"],
+        device=config["predict"].get("device", "cpu"),
+        precision=config["predict"].get("precision", "fp32"),
+        batch_size=config["predict"].get("batch_size", 8),
+        duration_trs=config["predict"].get("duration_trs", 100),
+        overlap_trs=config["predict"].get("overlap_trs", 0),
+    log:
+        f"{RESULTS}/{{stimulus}}/logs/contributions.log",
+    benchmark:
+        f"{RESULTS}/{{stimulus}}/benchmarks/contributions.tsv"
+    threads: 2
+    resources:
+        mem_mb=res("contributions")["mem_mb"],
+        runtime=res("contributions")["runtime"],
+        gpu=res("contributions")["gpu"],
+    conda:
+        "../envs/encoder.yaml"
+    script:
+        "../workflow_scripts/contributions.py"
+
+
+rule evaluate:
+    input:
+        predictions=f"{RESULTS}/{{stimulus}}/predictions.zarr",
+        real_fmri=lambda wc: PRODUCTS["real_fmri"][wc.stimulus],
+    output:
+        directory(f"{RESULTS}/{{stimulus}}/evaluation"),
+    params:
+        top_k=PRODUCTS.get("retrieval_top_k", [1, 5, 10]),
+    log:
+        f"{RESULTS}/{{stimulus}}/logs/evaluate.log",
+    benchmark:
+        f"{RESULTS}/{{stimulus}}/benchmarks/evaluate.tsv"
+    threads: 1
+    resources:
+        mem_mb=res("evaluate")["mem_mb"],
+        runtime=res("evaluate")["runtime"],
+    conda:
+        "../envs/products.yaml"
+    script:
+        "../workflow_scripts/evaluate.py"

@@ -503,3 +503,57 @@ def run_merge_video_shards(
     log.info(
         "merged %d video shards of %s: %s", n_shards, stimulus, None if grid is None else grid.shape
     )
+
+
+def run_contributions(
+    feature_stores: Mapping[str, str | Path],
+    events: str | Path,
+    media: str | Path,
+    out_dir: str | Path,
+    *,
+    checkpoint: str,
+    device: str,
+    precision: str,
+    batch_size: int,
+    duration_trs: int,
+    overlap_trs: int,
+    stimulus: str | None = None,
+) -> None:
+    """Stage 5: per-modality contribution maps (prediction minus prediction without it)."""
+    from tribe_core.encoder import load_encoder
+    from tribe_core.events import read_events_tsv
+    from tribe_core.io.atomic import atomic_path
+    from tribe_core.io.zarr_store import read_feature_store
+    from tribe_core.products.analyses import ablation_contributions, write_contribution_maps
+    from tribe_core.segments import predict_stimulus
+
+    info = _read_media(media)
+    table = read_events_tsv(Path(events))
+    features = {m: read_feature_store(p)[0] for m, p in feature_stores.items()}
+    encoder = load_encoder(checkpoint, device=device)
+
+    def predict(feats: dict) -> Any:
+        return predict_stimulus(
+            encoder, feats, table,
+            duration_trs=duration_trs, overlap_trs=overlap_trs, batch_size=batch_size,
+            precision=precision, device=device, duration_s=info.duration_s, stimulus=stimulus,
+        ).predictions  # fmt: skip
+
+    _, contributions = ablation_contributions(predict, features)
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        write_contribution_maps(contributions, tmp)
+
+
+def run_evaluate(
+    predictions: str | Path, real_fmri: str | Path, out_dir: str | Path, *, top_k: list[int]
+) -> None:
+    """Stage 5: predictions against a real fMRI run (per-vertex r, MSE, TR retrieval)."""
+    from tribe_core.io.atomic import atomic_path
+    from tribe_core.products.analyses import write_evaluation
+    from tribe_core.segments import read_predictions
+
+    result = read_predictions(predictions)
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        write_evaluation(result.predictions, Path(real_fmri), tmp, top_k=tuple(top_k))
