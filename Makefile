@@ -14,8 +14,10 @@ test: system venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q
 
+# Heavier checks: long media, kill-anywhere, sharded workflow, real SLURM (CI runs
+# them after `make test` when time allows).
 test-slow: system venv
-	$(VENV)/bin/pytest -q -m slow
+	$(VENV)/bin/pytest -q -m "slow or slurm"
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -8,6 +8,7 @@ from snakemake.utils import validate
 sys.path.insert(0, workflow.basedir)
 
 from tribe_core.events.sidecar import find_sidecar  # noqa: E402
+from tribe_core.features.store import feature_model_fingerprints  # noqa: E402
 from tribe_core.stimuli import discover_stimuli  # noqa: E402
 
 
@@ -52,6 +53,12 @@ def sidecar_input(wildcards):
         return []
     sidecar = find_sidecar(STIMULI[wildcards.stimulus].path)
     return [str(sidecar)] if sidecar else []
+
+
+def checkpoint_config_input(wildcards):
+    """A local checkpoint's config.yaml, so editing it reruns features and predictions."""
+    config_yaml = Path(config["checkpoint"]) / "config.yaml"
+    return [str(config_yaml)] if config_yaml.is_file() else []
 
 
 def feature_inputs(wildcards):

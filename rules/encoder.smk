@@ -6,6 +6,7 @@ rule predict:
         unpack(feature_inputs),
         events=f"{RESULTS}/{{stimulus}}/events.tsv",
         media=f"{RESULTS}/{{stimulus}}/media.json",
+        checkpoint_config=checkpoint_config_input,
     output:
         predictions=directory(f"{RESULTS}/{{stimulus}}/predictions.zarr"),
     params:

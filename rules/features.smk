@@ -12,6 +12,9 @@ FEATURE_PARAMS = {
     "batch_size": config["features"].get("batch_size", 4),
     "store_dtype": config["features"].get("store_dtype", "float32"),
 }
+# Contents of local model directories (config, tokenizer, weight sizes): a model
+# replaced in place at the same path reruns its feature jobs.
+MODEL_HASHES = feature_model_fingerprints(config["checkpoint"], config["feature_models"])
 
 # `features.video_shards` > 1: each video stimulus' features are computed by that many
 # time-shard jobs (whole 60 s chunks each, one GPU each) and merged into the same
@@ -27,11 +30,13 @@ rule extract_text_features:
     input:
         events=f"{RESULTS}/{{stimulus}}/events.tsv",
         media=f"{RESULTS}/{{stimulus}}/media.json",
+        checkpoint_config=checkpoint_config_input,
     output:
         store=directory(f"{RESULTS}/{{stimulus}}/features/text.zarr"),
     params:
         modality="text",
         model_override=config["feature_models"].get("text"),
+        model_hash=MODEL_HASHES["text"],
         **FEATURE_PARAMS,
     log:
         f"{RESULTS}/{{stimulus}}/logs/extract_text_features.log",
@@ -51,11 +56,13 @@ rule extract_audio_features:
     input:
         wav=f"{RESULTS}/{{stimulus}}/audio.wav",
         media=f"{RESULTS}/{{stimulus}}/media.json",
+        checkpoint_config=checkpoint_config_input,
     output:
         store=directory(f"{RESULTS}/{{stimulus}}/features/audio.zarr"),
     params:
         modality="audio",
         model_override=config["feature_models"].get("audio"),
+        model_hash=MODEL_HASHES["audio"],
         **FEATURE_PARAMS,
     log:
         f"{RESULTS}/{{stimulus}}/logs/extract_audio_features.log",
@@ -75,6 +82,7 @@ rule extract_video_features:
     input:
         video=stimulus_path,
         media=f"{RESULTS}/{{stimulus}}/media.json",
+        checkpoint_config=checkpoint_config_input,
     output:
         store=directory(f"{RESULTS}/{{stimulus}}/features/video.zarr"),
     wildcard_constraints:
@@ -82,6 +90,7 @@ rule extract_video_features:
     params:
         modality="video",
         model_override=config["feature_models"].get("video"),
+        model_hash=MODEL_HASHES["video"],
         **FEATURE_PARAMS,
     log:
         f"{RESULTS}/{{stimulus}}/logs/extract_video_features.log",
@@ -101,6 +110,7 @@ rule extract_video_features_shard:
     input:
         video=stimulus_path,
         media=f"{RESULTS}/{{stimulus}}/media.json",
+        checkpoint_config=checkpoint_config_input,
     output:
         store=directory(f"{RESULTS}/{{stimulus}}/features/video.shards/{{shard}}.zarr"),
     wildcard_constraints:
@@ -109,6 +119,7 @@ rule extract_video_features_shard:
     params:
         n_shards=VIDEO_SHARDS,
         model_override=config["feature_models"].get("video"),
+        model_hash=MODEL_HASHES["video"],
         **{k: v for k, v in FEATURE_PARAMS.items() if k != "store_dtype"},
     log:
         f"{RESULTS}/{{stimulus}}/logs/extract_video_features_shard.{{shard}}.log",

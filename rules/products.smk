@@ -105,6 +105,7 @@ rule contributions:
         unpack(feature_inputs),
         events=f"{RESULTS}/{{stimulus}}/events.tsv",
         media=f"{RESULTS}/{{stimulus}}/media.json",
+        checkpoint_config=checkpoint_config_input,
     output:
         directory(f"{RESULTS}/{{stimulus}}/contributions"),
     params:

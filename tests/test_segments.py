@@ -250,3 +250,18 @@ def test_kept_trs_matches_neuralset_overlap_rule() -> None:
         want = (starts[None] < tr[:, None] + tr_s) & (starts[None] + durations[None] > tr[:, None])
         got = kept_trs(n, tr_s, starts, starts + durations)
         np.testing.assert_array_equal(got, want.any(axis=1))
+
+
+def test_memory_budget_shrinks_the_batch_with_a_warning(
+    encoder: TribeEncoder, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A batch over the (forced, CPU) memory budget falls back to smaller batches."""
+    feats, events = _features(2 * SEG * 5), _events(SEG * 5)
+    full = predict_stimulus(encoder, feats, events, duration_trs=SEG, batch_size=8)
+    # One segment: inputs (2*12 + 2*8 + 1*10) * 20 steps + outputs 10 * 24, float32.
+    per_segment_mb = 4 * ((24 + 16 + 10) * 2 * SEG + SEG * V) / 2**20
+    monkeypatch.setenv("TRIBEFLOW_MEMORY_BUDGET_MB", str(2.5 * per_segment_mb))
+    with caplog.at_level("WARNING"):
+        small = predict_stimulus(encoder, feats, events, duration_trs=SEG, batch_size=8)
+    assert any("segments" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    np.testing.assert_allclose(small.predictions, full.predictions, rtol=1e-5, atol=1e-6)

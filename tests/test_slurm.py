@@ -29,7 +29,9 @@ def slurm_cluster() -> Path:
     if shutil.which("sinfo") is None or subprocess.run(["sinfo"], capture_output=True).returncode:
         if not script.exists():
             pytest.skip(f"no SLURM here and {script} is absent")
-        subprocess.run(["bash", str(script), "start"], check=True, capture_output=True)
+        started = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True)
+        if started.returncode:
+            pytest.skip(f"could not start the local SLURM cluster: {started.stderr[-500:]}")
     idle = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True).stdout
     assert "idle" in idle or "mix" in idle, f"local SLURM node not usable: {idle!r}"
     return SLURM_DIR

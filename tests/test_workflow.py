@@ -111,6 +111,24 @@ def test_changing_one_output_option_reruns_only_that_rule(finished_run: Path) ->
     assert all(not (stims & others) for rule, stims in planned.items() if rule != "roi_table")
 
 
+def test_changing_the_model_reruns_features_and_predictions_only(finished_run: Path) -> None:
+    config_path = finished_run / "test_config.yaml"
+    original = config_path.read_text()
+    config = yaml.safe_load(original)
+    config["checkpoint"] = config["checkpoint"].replace("tribe", "tribe_mini")
+    config_path.write_text(yaml.safe_dump(config))
+    try:
+        planned = planned_jobs(finished_run)
+    finally:
+        config_path.write_text(original)
+    untouched = {"speech_video", "story", "silent clip"}  # speech_audio changed earlier
+    for rule in ("extract_text_features", "extract_audio_features", "predict", "roi_table"):
+        assert planned[rule] >= untouched, rule
+    assert planned["extract_video_features"] >= {"speech_video", "silent clip"}
+    for rule in ("extract_audio", "synthesize_speech", "transcribe", "annotate_words"):
+        assert not (planned.get(rule, set()) & untouched), rule
+
+
 def test_bad_stimulus_folder_fails_before_any_job(workflow_dir: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad"
     bad.mkdir()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 
@@ -19,4 +20,11 @@ def setup_logging(log_path: str | Path | None, level: int = logging.INFO) -> log
         force=True,
     )
     logging.captureWarnings(True)
-    return logging.getLogger("tribe_core")
+    logger = logging.getLogger("tribe_core")
+
+    def _log_uncaught(exc_type, exc, tb) -> None:  # noqa: ANN001
+        # The rule's log must hold the reason a job failed, not only Snakemake's output.
+        logger.error("stage failed: %s", exc, exc_info=(exc_type, exc, tb))
+
+    sys.excepthook = _log_uncaught
+    return logger

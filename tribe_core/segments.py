@@ -33,6 +33,7 @@ Reference semantics (REFERENCE §4, neuralset 0.0.2), and our choices:
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -42,9 +43,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from tribe_core.batching import run_with_batch_fallback
 from tribe_core.encoder.inference import check_precision, precision_context, prepare_encoder
 from tribe_core.encoder.model import TribeEncoder
 from tribe_core.errors import TribeConfigError, TribeInputError
+
+log = logging.getLogger(__name__)
 
 PREDICTIONS = "predictions"
 TR_ARRAYS = ("tr_start_s", "tr_segment", "tr_kept")
@@ -270,26 +274,44 @@ def predict_stimulus(
     )
     n_vertices = encoder.n_outputs
     outputs = np.empty((len(seg_starts), duration_trs, n_vertices), dtype=np.float32)
+    # Bytes one segment costs on the device (inputs + output), so a memory budget
+    # (TRIBEFLOW_MEMORY_BUDGET_MB) can shrink the batch before it runs; a real CUDA
+    # out-of-memory error halves it (run_with_batch_fallback logs a warning).
+    per_segment_bytes = 4 * (
+        sum(int(v.shape[0]) * int(v.shape[1]) * seg_steps for v in present.values())
+        + duration_trs * n_vertices
+    )
+
+    def run_batch(first: int, stop: int) -> None:
+        chunk = seg_starts[first:stop]
+        # Compiled graphs want one static batch shape: pad to the batch size in use.
+        n_fill = max(len(chunk), stop - first) if compile else len(chunk)
+        batch = {}
+        for name, value in present.items():
+            arr = np.zeros((n_fill, *value.shape[:2], seg_steps), dtype=np.float32)
+            for i, start_tr in enumerate(chunk):
+                lo = int(start_tr) * steps_per_tr
+                piece = value[:, :, lo : lo + seg_steps]
+                arr[i, :, :, : piece.shape[2]] = piece
+            batch[name] = torch.from_numpy(arr).to(device, non_blocking=True)
+        out = model(batch)[: len(chunk)]  # [b, V, duration_trs]
+        if not bool(torch.isfinite(out).all()):
+            raise TribeConfigError(
+                f"stimulus {stimulus!r}: the encoder produced non-finite values in "
+                f"precision {precision!r} (segments from TR {int(chunk[0])}); "
+                "use precision 'tf32' or 'fp32'"
+            )
+        outputs[first:stop] = out.transpose(1, 2).float().cpu().numpy()
+
     with torch.inference_mode(), precision_context(precision):
-        for first in range(0, len(seg_starts), batch_size):
-            chunk = seg_starts[first : first + batch_size]
-            n_fill = batch_size if compile else len(chunk)
-            batch = {}
-            for name, value in present.items():
-                arr = np.zeros((n_fill, *value.shape[:2], seg_steps), dtype=np.float32)
-                for i, start_tr in enumerate(chunk):
-                    lo = int(start_tr) * steps_per_tr
-                    piece = value[:, :, lo : lo + seg_steps]
-                    arr[i, :, :, : piece.shape[2]] = piece
-                batch[name] = torch.from_numpy(arr).to(device, non_blocking=True)
-            out = model(batch)[: len(chunk)]  # [b, V, duration_trs]
-            if not bool(torch.isfinite(out).all()):
-                raise TribeConfigError(
-                    f"stimulus {stimulus!r}: the encoder produced non-finite values in "
-                    f"precision {precision!r} (segments from TR {int(chunk[0])}); "
-                    "use precision 'tf32' or 'fp32'"
-                )
-            outputs[first : first + len(chunk)] = out.transpose(1, 2).float().cpu().numpy()
+        run_with_batch_fallback(
+            run_batch,
+            len(seg_starts),
+            batch_size,
+            bytes_per_item=per_segment_bytes,
+            logger=log,
+            what="segments",
+        )
 
     segment = assign_trs(seg_starts, duration_trs)
     tr_index = np.arange(len(segment), dtype=np.int64)

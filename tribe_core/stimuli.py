@@ -154,4 +154,3 @@ def discover_stimuli(
     if not found:
         raise TribeInputError("no stimuli found (supported: video, audio, .txt)", path=source)
     return dict(sorted(found.items()))
-

@@ -71,3 +71,32 @@ def feature_store_attrs(spec: FeatureSpec, duration_s: float) -> dict[str, Any]:
     if spec.modality == "audio":
         attrs["norm_audio"] = spec.norm_audio
     return json.loads(json.dumps(attrs))
+
+
+def feature_model_fingerprints(
+    checkpoint: str, overrides: dict[str, str | None] | None = None
+) -> dict[str, str]:
+    """Modality -> :func:`model_fingerprint` of the feature model a run will use.
+
+    The model is the override if given, else the one the checkpoint's
+    ``config.yaml`` names (local checkpoints only; a hub checkpoint names hub
+    models, whose identity is their id). Used as a rule parameter, so that a
+    local model directory whose contents change reruns its feature jobs.
+    """
+    overrides = overrides or {}
+    data: dict[str, Any] = {}
+    config_yaml = Path(checkpoint) / "config.yaml"
+    if config_yaml.is_file():
+        from tribe_core.encoder.config import load_config_yaml
+
+        data = load_config_yaml(config_yaml).get("data") or {}
+    prints = {}
+    for modality in ("text", "audio", "video"):
+        model = overrides.get(modality)
+        if not model:
+            section = data.get(f"{modality}_feature") or {}
+            if modality == "video":
+                section = section.get("image") or {}
+            model = section.get("model_name") or ""
+        prints[modality] = model_fingerprint(str(model)) if model else ""
+    return prints
