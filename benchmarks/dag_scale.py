@@ -1,7 +1,7 @@
 """DAG scale: dry-run the workflow on 1,000 synthetic stimuli; print time and job counts.
 
 Usage: ``.venv/bin/python benchmarks/dag_scale.py [N]`` (default 1000). The
-stimuli are empty placeholder files (a dry run never reads them); a third each
+stimuli are one-byte placeholder files (a dry run never reads them); a third each
 of video, audio and text. Prints the dry-run wall time, the number of jobs, and
 the number of cluster submissions with and without the job groups of
 ``profiles/slurm`` (grouped CPU stages).
@@ -51,7 +51,7 @@ def main() -> None:
         stimuli = Path(tmp)
         suffixes = [".mp4", ".wav", ".txt"]
         for i in range(n):
-            (stimuli / f"stim{i:05d}{suffixes[i % 3]}").touch()
+            (stimuli / f"stim{i:05d}{suffixes[i % 3]}").write_bytes(b"x")
         t_plain, jobs, subs_plain = dry_run(stimuli, [])
         t_group, _, subs_group = dry_run(stimuli, _group_args())
     print(f"stimuli: {n}")

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from tribe_core.demo_models.video import build_tiny_vjepa2
 from tribe_core.errors import TribeInputError
@@ -210,3 +211,29 @@ def test_bad_videos(model: Path, clips: dict[str, Path], tmp_path: Path) -> None
     broken.write_bytes(b"\x00" * 1000)
     with pytest.raises(TribeInputError, match="broken.mp4"):
         extract_video_features(broken, spec, 2.0)
+
+
+def test_out_of_memory_halves_the_clip_batch(
+    model: Path,
+    clips: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A clip batch that does not fit is retried in halves, with a warning, same values."""
+    import tribe_core.features.video as video
+
+    spec = FeatureSpec("video", str(model), batch_size=4)
+    whole = extract_video_features(clips["16fps"], spec, 2.5)
+    encode = video._encode_clips
+
+    def small_gpu(net, pixels, spec):  # noqa: ANN001, ANN202
+        # Fault injection: this "device" holds at most 2 clips at a time.
+        if pixels.shape[0] > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        return encode(net, pixels, spec)
+
+    monkeypatch.setattr(video, "_encode_clips", small_gpu)
+    with caplog.at_level("WARNING"):
+        halved = extract_video_features(clips["16fps"], spec, 2.5)
+    assert any("out of memory" in r.getMessage() for r in caplog.records)
+    np.testing.assert_allclose(halved, whole, rtol=1e-4, atol=1e-5)

@@ -22,6 +22,7 @@ A WAV with no samples gives ``None`` (absent modality).
 
 from __future__ import annotations
 
+import logging
 import wave
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,11 +34,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tribe_core.batching import run_with_batch_fallback
 from tribe_core.errors import TribeInputError
 from tribe_core.features._hf import check_model_layout, load_model, load_preprocessor
 from tribe_core.features.layers import aggregate_layers
 from tribe_core.features.spec import FeatureSpec
 from tribe_core.features.timing import chunk_bounds, n_feature_steps, timed_array_slices
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -178,8 +182,15 @@ def iter_audio_feature_blocks(
                 )
             if len({x.shape[1] for x in inputs}) > 1:  # unequal chunks: no padding, one each
                 latents = [t for x in inputs for t in _encode(net, [x], spec)]
-            else:
-                latents = _encode(net, inputs, spec)
+            else:  # out of GPU memory: halve the chunk batch (with a warning)
+                latents = [
+                    t
+                    for done in run_with_batch_fallback(
+                        lambda a, b, x=inputs: _encode(net, x[a:b], spec),
+                        len(inputs), len(inputs), logger=log, what="audio chunks",
+                    )
+                    for t in done
+                ]  # fmt: skip
             for (start, duration), latent in zip(part, latents, strict=True):
                 steps = int(round(duration * spec.frequency_hz))
                 if steps != latent.shape[-1] and steps > 0:

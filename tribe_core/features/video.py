@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tribe_core.batching import run_with_batch_fallback
 from tribe_core.errors import TribeInputError
 from tribe_core.features._hf import check_model_layout, load_model, load_preprocessor
 from tribe_core.features.layers import aggregate_layers, subselected_indices
@@ -376,7 +377,13 @@ def iter_video_feature_blocks(
             pixels = cache.clips([idx for _, _, idx in part])
             if i + spec.batch_size < len(schedule):
                 cache.release(int(schedule[i + spec.batch_size][2].min()))
-            vectors = _encode_clips(net, pixels, spec)
+            # Out of GPU memory: halve the clip batch (with a warning) instead of failing.
+            vectors = np.concatenate(
+                run_with_batch_fallback(
+                    lambda a, b, x=pixels: _encode_clips(net, x[a:b], spec),
+                    len(part), len(part), logger=log, what="video clips",
+                )
+            )  # fmt: skip
             for (start, k, _), vec in zip(part, vectors, strict=True):
                 if current is None or current[0] != start:
                     if current is not None and (block := finish(*current)) is not None:
