@@ -7,27 +7,21 @@ be run and tested without Snakemake.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from tribe_core.errors import TribeInputError
-from tribe_core.io.atomic import write_text_atomic
 from tribe_core.measure import measure
 
 log = logging.getLogger(__name__)
 
 
-def _write_json(path: str | Path, data: Mapping[str, Any]) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-
-
-def _read_media(path: str | Path):
+def _read_media(path: str | Path):  # noqa: ANN202 - MediaInfo is imported lazily
     from tribe_core.media import MediaInfo
 
-    return MediaInfo.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+    return MediaInfo.read(path)
 
 
 def checkpoint_meta(checkpoint: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -47,7 +41,7 @@ def run_extract_audio(stimulus: str | Path, wav_out: str | Path, media_out: str 
     info = extract_audio(Path(stimulus), Path(wav_out))
     if info.kind == "audio":
         _check_decoded_length(Path(stimulus), Path(wav_out), info.duration_s)
-    _write_json(media_out, info.to_dict())
+    info.write(media_out)
     log.info("extracted audio of %s: %s", stimulus, info)
 
 
@@ -81,7 +75,7 @@ def run_synthesize_speech(
 
     info, transcript = synthesize_speech(Path(text_path), Path(wav_out), language, engine)
     write_transcript(transcript, transcript_out)
-    _write_json(media_out, info.to_dict())
+    info.write(media_out)
 
 
 def run_transcribe(
@@ -191,6 +185,47 @@ def _extract_modality(modality: str, source: Path, spec, info):  # noqa: ANN001,
     return array
 
 
+def _stimulus_predictor(
+    feature_stores: Mapping[str, str | Path],
+    events: str | Path,
+    media: str | Path,
+    *,
+    checkpoint: str,
+    device: str,
+    precision: str,
+    batch_size: int,
+    duration_trs: int,
+    overlap_trs: int,
+    compile: bool = False,
+    stimulus: str | None = None,
+) -> tuple[Any, dict[str, Any], Callable[[dict[str, Any]], Any]]:
+    """Load a stimulus' media facts, feature stores and the encoder, once.
+
+    Returns ``(media info, features, predict)`` where ``predict(features)`` runs
+    :func:`tribe_core.segments.predict_stimulus` on any variant of the features
+    (e.g. with a modality removed) and returns its ``PredictionResult``.
+    """
+    from tribe_core.encoder import load_encoder
+    from tribe_core.events import read_events_tsv
+    from tribe_core.io.zarr_store import read_feature_store
+    from tribe_core.segments import predict_stimulus
+
+    info = _read_media(media)
+    table = read_events_tsv(Path(events))
+    features = {m: read_feature_store(p)[0] for m, p in feature_stores.items()}
+    encoder = load_encoder(checkpoint, device=device)
+
+    def predict(feats: dict[str, Any]) -> Any:
+        return predict_stimulus(
+            encoder, feats, table,
+            duration_trs=duration_trs, overlap_trs=overlap_trs, batch_size=batch_size,
+            precision=precision, device=device, duration_s=info.duration_s,
+            stimulus=stimulus, compile=compile,
+        )  # fmt: skip
+
+    return info, features, predict
+
+
 def run_predict(
     feature_stores: Mapping[str, str | Path],
     events: str | Path,
@@ -207,27 +242,14 @@ def run_predict(
     stimulus: str | None = None,
 ) -> None:
     """Stage 4: segmented encoder inference over the whole stimulus."""
-    from tribe_core.encoder import load_encoder
-    from tribe_core.events import read_events_tsv
-    from tribe_core.io.zarr_store import read_feature_store
-    from tribe_core.segments import predict_stimulus, write_predictions
+    from tribe_core.segments import write_predictions
 
-    info = _read_media(media)
-    features = {m: read_feature_store(p)[0] for m, p in feature_stores.items()}
-    encoder = load_encoder(checkpoint, device=device)
-    result = predict_stimulus(
-        encoder,
-        features,
-        read_events_tsv(Path(events)),
-        duration_trs=duration_trs,
-        overlap_trs=overlap_trs,
-        batch_size=batch_size,
-        precision=precision,
-        device=device,
-        duration_s=info.duration_s,
-        stimulus=stimulus,
-        compile=compile,
-    )
+    info, features, predict = _stimulus_predictor(
+        feature_stores, events, media, checkpoint=checkpoint, device=device,
+        precision=precision, batch_size=batch_size, duration_trs=duration_trs,
+        overlap_trs=overlap_trs, compile=compile, stimulus=stimulus,
+    )  # fmt: skip
+    result = predict(features)
     attrs = {
         "stimulus": stimulus,
         "checkpoint": checkpoint,
@@ -520,26 +542,15 @@ def run_contributions(
     stimulus: str | None = None,
 ) -> None:
     """Stage 5: per-modality contribution maps (prediction minus prediction without it)."""
-    from tribe_core.encoder import load_encoder
-    from tribe_core.events import read_events_tsv
     from tribe_core.io.atomic import atomic_path
-    from tribe_core.io.zarr_store import read_feature_store
     from tribe_core.products.analyses import ablation_contributions, write_contribution_maps
-    from tribe_core.segments import predict_stimulus
 
-    info = _read_media(media)
-    table = read_events_tsv(Path(events))
-    features = {m: read_feature_store(p)[0] for m, p in feature_stores.items()}
-    encoder = load_encoder(checkpoint, device=device)
-
-    def predict(feats: dict) -> Any:
-        return predict_stimulus(
-            encoder, feats, table,
-            duration_trs=duration_trs, overlap_trs=overlap_trs, batch_size=batch_size,
-            precision=precision, device=device, duration_s=info.duration_s, stimulus=stimulus,
-        ).predictions  # fmt: skip
-
-    _, contributions = ablation_contributions(predict, features)
+    _, features, predict = _stimulus_predictor(
+        feature_stores, events, media, checkpoint=checkpoint, device=device,
+        precision=precision, batch_size=batch_size, duration_trs=duration_trs,
+        overlap_trs=overlap_trs, stimulus=stimulus,
+    )  # fmt: skip
+    _, contributions = ablation_contributions(lambda f: predict(f).predictions, features)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         write_contribution_maps(contributions, tmp)
