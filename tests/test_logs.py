@@ -20,3 +20,24 @@ def test_uncaught_error_is_written_to_the_rule_log(tmp_path: Path) -> None:
     text = log.read_text()
     assert "stage failed" in text and "clip.mp3" in text and "bad header" in text
     assert "Traceback" in text
+
+
+def test_stage_resources_line_records_the_process_peak(tmp_path: Path) -> None:
+    from tribe_core.logs import read_stage_resources
+
+    log = tmp_path / "stage.log"
+    code = (
+        "from tribe_core.logs import setup_logging\n"
+        f"setup_logging({str(log)!r})\n"
+        "import numpy as np\n"
+        "a = np.ones(300 * 2**20 // 8)  # 300 MB touched\n"
+        "del a\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    usage = read_stage_resources(log)
+    assert usage is not None and usage["wall_s"] >= 0 and usage["cuda_peak_mb"] is None
+    assert 300 < usage["peak_rss_mb"] < 1500
+    assert read_stage_resources(tmp_path / "stage.log") == usage
+    other = tmp_path / "other.log"
+    other.write_text("no such line\n")
+    assert read_stage_resources(other) is None

@@ -265,3 +265,38 @@ def test_memory_budget_shrinks_the_batch_with_a_warning(
         small = predict_stimulus(encoder, feats, events, duration_trs=SEG, batch_size=8)
     assert any("segments" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
     np.testing.assert_allclose(small.predictions, full.predictions, rtol=1e-5, atol=1e-6)
+
+
+def test_streamed_store_and_lazy_features_equal_in_memory(
+    encoder: TribeEncoder, tmp_path: Path
+) -> None:
+    """Rows written batch by batch from lazy Zarr features == the in-memory prediction."""
+    from tribe_core.io.zarr_store import open_feature_array, open_feature_store
+    from tribe_core.segments import open_predictions_store
+
+    feats = _features(93)  # 46.5 s: 5 segments, the last one partial
+    words = pd.DataFrame(  # TRs 20..29 hold no event: dropped in the middle of the run
+        {"type": "Word", "start": [0.0, 30.0], "duration": [20.0, 16.5]}
+    )
+    whole = predict_stimulus(encoder, feats, words, duration_trs=SEG, batch_size=2)
+    lazy = {}
+    for name, value in feats.items():
+        with open_feature_store(tmp_path / f"{name}.zarr", value.shape[-1], {}, chunk_len=16) as s:
+            s.write(0, value)
+        lazy[name] = open_feature_array(tmp_path / f"{name}.zarr")[0]
+    out = tmp_path / "predictions.zarr"
+    with open_predictions_store(out, chunk_trs=7) as store:
+        streamed = predict_stimulus(
+            encoder, lazy, words, duration_trs=SEG, batch_size=2, allocate=store.allocate
+        )
+        assert not out.exists()
+        store.finish(streamed, {"stimulus": "s"})
+    back = read_predictions(out)
+    assert back.predictions.shape == (37, V) and not back.trs["kept"].iloc[20:30].any()
+    np.testing.assert_allclose(back.predictions, whole.predictions, rtol=0, atol=1e-6)
+    pd.testing.assert_frame_equal(back.trs, whole.trs, check_dtype=False)
+
+    with pytest.raises(RuntimeError, match="without finish"):
+        with open_predictions_store(tmp_path / "unfinished.zarr") as store:
+            store.allocate((3, V))
+    assert not (tmp_path / "unfinished.zarr").exists()

@@ -32,10 +32,11 @@ Reference semantics (REFERENCE §4, neuralset 0.0.2), and our choices:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -86,21 +87,22 @@ class PredictionResult:
 
 def _check_features(
     encoder: TribeEncoder,
-    features: Mapping[str, np.ndarray | None],
+    features: Mapping[str, Any],
     stimulus: str | None,
-) -> dict[str, np.ndarray]:
+) -> dict[str, Any]:
     unknown = [k for k in features if k not in encoder.feature_dims]
     if unknown:
         raise TribeInputError(
             f"unknown modality {unknown}; the checkpoint expects {list(encoder.feature_dims)}",
             stimulus=stimulus,
         )
-    present: dict[str, np.ndarray] = {}
+    present: dict[str, Any] = {}
     for name, want in encoder.feature_dims.items():
         value = features.get(name)
         if value is None:
             continue
-        value = np.asarray(value)
+        if not hasattr(value, "shape") or not hasattr(value, "ndim"):
+            value = np.asarray(value)  # lists; numpy and Zarr arrays stay lazy
         if value.ndim != 3:
             raise TribeInputError(
                 f"modality {name!r}: features must be [L, D, T], got shape {value.shape}",
@@ -118,12 +120,7 @@ def _check_features(
                 f"modality {name!r}: the feature store is empty (0 time steps)",
                 stimulus=stimulus,
             )
-        if not np.isfinite(value).all():
-            bad = int((~np.isfinite(value)).sum())
-            raise TribeInputError(
-                f"modality {name!r}: features contain {bad} NaN/inf values", stimulus=stimulus
-            )
-        present[name] = value.astype(np.float32, copy=False)
+        present[name] = value  # finiteness is checked piece by piece as segments are cut
     if not present:
         raise TribeInputError(
             f"no features: every modality of {list(encoder.feature_dims)} is absent",
@@ -198,6 +195,7 @@ def predict_stimulus(
     duration_s: float | None = None,
     stimulus: str | None = None,
     compile: bool | str = False,
+    allocate: Callable[[tuple[int, int]], Any] | None = None,
 ) -> PredictionResult:
     """Predict the responses to one whole stimulus, segment by segment.
 
@@ -235,6 +233,10 @@ def predict_stimulus(
         Use ``torch.compile`` (batches are padded to ``batch_size``); a string is
         the compile mode, ``"reduce-overhead"`` (CUDA graphs) being the fastest
         on a GPU.
+    allocate
+        Makes the ``[n_kept_trs, n_vertices]`` float32 output from its shape;
+        default a numpy array. A Zarr array (:func:`open_predictions_store`)
+        makes the rows go to disk batch by batch.
 
     Returns
     -------
@@ -260,6 +262,8 @@ def predict_stimulus(
             f"tr_s * feature_frequency_hz must be a whole number, got {steps_per_tr}"
         )
     steps_per_tr = int(round(steps_per_tr))
+    if allocate is None:
+        allocate = lambda shape: np.empty(shape, np.float32)  # noqa: E731
     present = _check_features(encoder, features, stimulus)
     ev_starts, ev_stops = _check_events(events, stimulus)
     n_steps = max(v.shape[2] for v in present.values())
@@ -273,7 +277,15 @@ def predict_stimulus(
         encoder, precision=precision, device=device, compile=compile, cached=True
     )
     n_vertices = encoder.n_outputs
-    outputs = np.empty((len(seg_starts), duration_trs, n_vertices), dtype=np.float32)
+    # The TR table depends only on the segments and the events: which rows each
+    # batch of segments fills is known before any forward, so rows go straight to
+    # their place in `rows` (an array, or a Zarr array being written).
+    segment = assign_trs(seg_starts, duration_trs)
+    tr_index = np.arange(len(segment), dtype=np.int64)
+    kept = kept_trs(len(tr_index), tr_s, ev_starts, ev_stops)
+    prediction_row = np.full(len(tr_index), -1, dtype=np.int64)
+    prediction_row[kept] = np.arange(int(kept.sum()))
+    rows = allocate((int(kept.sum()), n_vertices))
     # Bytes one segment costs on the device (inputs + output), so a memory budget
     # (TRIBEFLOW_MEMORY_BUDGET_MB) can shrink the batch before it runs; a real CUDA
     # out-of-memory error halves it (run_with_batch_fallback logs a warning).
@@ -291,7 +303,14 @@ def predict_stimulus(
             arr = np.zeros((n_fill, *value.shape[:2], seg_steps), dtype=np.float32)
             for i, start_tr in enumerate(chunk):
                 lo = int(start_tr) * steps_per_tr
-                piece = value[:, :, lo : lo + seg_steps]
+                piece = np.asarray(value[:, :, lo : lo + seg_steps], dtype=np.float32)
+                if not np.isfinite(piece).all():
+                    raise TribeInputError(
+                        f"modality {name!r}: features contain "
+                        f"{int((~np.isfinite(piece)).sum())} NaN/inf values "
+                        f"(steps {lo}..{lo + piece.shape[2]})",
+                        stimulus=stimulus,
+                    )
                 arr[i, :, :, : piece.shape[2]] = piece
             batch[name] = torch.from_numpy(arr).to(device, non_blocking=True)
         out = model(batch)[: len(chunk)]  # [b, V, duration_trs]
@@ -301,7 +320,11 @@ def predict_stimulus(
                 f"precision {precision!r} (segments from TR {int(chunk[0])}); "
                 "use precision 'tf32' or 'fp32'"
             )
-        outputs[first:stop] = out.transpose(1, 2).float().cpu().numpy()
+        out = out.transpose(1, 2).float().cpu().numpy()  # [b, duration_trs, V]
+        mine = np.flatnonzero(kept & (segment >= first) & (segment < stop))
+        if len(mine):
+            values = out[segment[mine] - first, mine - seg_starts[segment[mine]]]
+            rows[prediction_row[mine[0]] : prediction_row[mine[-1]] + 1] = values
 
     with torch.inference_mode(), precision_context(precision):
         run_with_batch_fallback(
@@ -313,13 +336,7 @@ def predict_stimulus(
             what="segments",
         )
 
-    segment = assign_trs(seg_starts, duration_trs)
-    tr_index = np.arange(len(segment), dtype=np.int64)
     tr_start = tr_index * tr_s
-    kept = kept_trs(len(tr_index), tr_s, ev_starts, ev_stops)
-    rows = outputs[segment[kept], tr_index[kept] - seg_starts[segment[kept]]]
-    prediction_row = np.full(len(tr_index), -1, dtype=np.int64)
-    prediction_row[kept] = np.arange(int(kept.sum()))
     trs = pd.DataFrame(
         {
             "tr_index": tr_index,
@@ -332,11 +349,75 @@ def predict_stimulus(
     )
     trs.attrs["hemodynamic_offset_s"] = float(hemodynamic_offset_s)
     return PredictionResult(
-        predictions=np.ascontiguousarray(rows, dtype=np.float32),
+        predictions=rows,
         trs=trs,
         hemodynamic_offset_s=float(hemodynamic_offset_s),
         tr_s=float(tr_s),
     )
+
+
+class PredictionsStoreWriter:
+    """A ``predictions.zarr`` being built; see :func:`open_predictions_store`."""
+
+    def __init__(self, group: Any, chunk_trs: int) -> None:
+        self._group, self._chunk_trs = group, chunk_trs
+        self.finished = False
+
+    def allocate(self, shape: tuple[int, int]) -> Any:
+        """The ``predictions [n_kept_trs, n_vertices]`` float32 Zarr array, chunked by TR."""
+        chunks = (max(1, min(self._chunk_trs, shape[0])), max(1, shape[1]))
+        return self._group.create_array(
+            PREDICTIONS, shape=shape, dtype="float32", chunks=chunks, fill_value=0
+        )
+
+    def finish(self, result: PredictionResult, attrs: Mapping[str, Any]) -> None:
+        """Write the TR table and the attributes (after the rows)."""
+        from tribe_core.io.zarr_store import jsonable
+
+        trs = result.trs
+        arrays = {
+            "tr_start_s": trs["tr_start_s"].to_numpy(dtype=np.float64),
+            "tr_response_time_s": trs["response_time_s"].to_numpy(dtype=np.float64),
+            "tr_segment": trs["segment"].to_numpy(dtype=np.int64),
+            "tr_kept": trs["kept"].to_numpy(dtype=bool),
+        }
+        for name, value in arrays.items():
+            arr = self._group.create_array(
+                name, shape=value.shape, dtype=value.dtype, chunks=(max(1, len(value)),)
+            )
+            if value.size:
+                arr[...] = value
+        full = {
+            **attrs,
+            "hemodynamic_offset_s": result.hemodynamic_offset_s,
+            "tr_s": result.tr_s,
+            "n_vertices": result.n_vertices,
+            "n_trs": len(trs),
+            "n_kept_trs": int(result.predictions.shape[0]),
+        }
+        self._group.attrs.update(jsonable(full))
+        self.finished = True
+
+
+@contextlib.contextmanager
+def open_predictions_store(
+    path: str | Path, chunk_trs: int = 64
+) -> Iterator[PredictionsStoreWriter]:
+    """Build ``predictions.zarr`` while predicting; it appears under ``path`` only when finished.
+
+    Pass ``writer.allocate`` to :func:`predict_stimulus` (rows go to disk batch
+    by batch), then call ``writer.finish(result, attrs)``.
+    """
+    import zarr
+
+    from tribe_core.io.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+        writer = PredictionsStoreWriter(group, chunk_trs)
+        yield writer
+        if not writer.finished:
+            raise RuntimeError(f"{path}: predictions store left without finish()")
 
 
 def write_predictions(path: str | Path, result: PredictionResult, attrs: Mapping[str, Any]) -> Path:
@@ -347,25 +428,12 @@ def write_predictions(path: str | Path, result: PredictionResult, attrs: Mapping
     float64, ``tr_segment`` int64, ``tr_kept`` bool. Attributes: ``attrs`` plus
     ``hemodynamic_offset_s``, ``tr_s``, ``n_vertices``, ``n_trs``, ``n_kept_trs``.
     """
-    from tribe_core.io.zarr_store import write_arrays
-
-    trs = result.trs
-    arrays = {
-        PREDICTIONS: np.asarray(result.predictions, dtype=np.float32),
-        "tr_start_s": trs["tr_start_s"].to_numpy(dtype=np.float64),
-        "tr_response_time_s": trs["response_time_s"].to_numpy(dtype=np.float64),
-        "tr_segment": trs["segment"].to_numpy(dtype=np.int64),
-        "tr_kept": trs["kept"].to_numpy(dtype=bool),
-    }
-    full = {
-        **attrs,
-        "hemodynamic_offset_s": result.hemodynamic_offset_s,
-        "tr_s": result.tr_s,
-        "n_vertices": result.n_vertices,
-        "n_trs": len(trs),
-        "n_kept_trs": int(result.predictions.shape[0]),
-    }
-    return write_arrays(path, arrays, full, chunk_axis={PREDICTIONS: 0})
+    with open_predictions_store(path) as writer:
+        rows = writer.allocate(tuple(result.predictions.shape))
+        if result.predictions.size:
+            rows[...] = np.asarray(result.predictions, dtype=np.float32)
+        writer.finish(result, attrs)
+    return Path(path)
 
 
 def read_predictions(path: str | Path) -> PredictionResult:

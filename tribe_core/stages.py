@@ -138,51 +138,42 @@ def run_extract_features(
     A stimulus without that modality (no audio stream, no words) gets an
     absent-modality store, which the encoder zero-fills.
     """
-    import numpy as np
-
     from tribe_core import features as feat
-    from tribe_core.io.zarr_store import write_feature_store
+    from tribe_core.features.timing import n_feature_steps
+    from tribe_core.io.zarr_store import open_feature_store
 
     info = _read_media(media)
-    config, build_args = checkpoint_meta(checkpoint)
-    overrides = {modality: {"device": device, "dtype": dtype, "batch_size": batch_size}}
-    if model_override:
-        overrides[modality]["model"] = model_override
-    specs = feat.feature_specs_from_config(config, build_args["feature_dims"], overrides)
-    if modality not in specs:
-        raise TribeInputError(
-            f"the checkpoint {checkpoint!r} has no {modality!r} features", stimulus=stimulus
-        )
-    spec = specs[modality]
+    spec = _feature_spec(modality, checkpoint, model_override, device, dtype, batch_size, stimulus)
     attrs = feat.feature_store_attrs(spec, info.duration_s)
-    with measure() as timing:
-        array = _extract_modality(modality, Path(source), spec, info)
-    if array is not None:
-        array = np.asarray(array, dtype=store_dtype)
-    write_feature_store(store_out, array, {**attrs, "timing": timing})
-    log.info(
-        "%s features of %s: %s in %s",
-        modality, stimulus, None if array is None else array.shape, timing,
-    )  # fmt: skip
+    n_steps = n_feature_steps(info.duration_s, spec.frequency_hz)
+    # Blocks go to disk as they come: memory holds one window or chunk, never the grid.
+    with open_feature_store(store_out, n_steps, attrs, dtype=store_dtype) as store:
+        with measure() as timing:
+            for first, block in _feature_blocks(modality, Path(source), spec, info):
+                store.write(first, block)
+        if modality == "video" and info.has_video and store.shape is None:
+            raise TribeInputError("no video sample could be encoded", path=source)
+        attrs["timing"] = timing
+    log.info("%s features of %s: %s in %s", modality, stimulus, store.shape, timing)
 
 
-def _extract_modality(modality: str, source: Path, spec, info):  # noqa: ANN001, ANN202
+def _feature_blocks(modality: str, source: Path, spec, info):  # noqa: ANN001, ANN202
+    """``(first_step, [L, D, n])`` blocks of one modality; none if the stimulus lacks it."""
     from tribe_core import features as feat
 
-    array = None
     if modality == "text":
         from tribe_core.events import read_events_tsv
 
-        array = feat.extract_text_features(read_events_tsv(source), spec, info.duration_s)
-    elif modality == "audio":
-        if info.has_audio:
-            array = feat.extract_audio_features(source, spec, info.duration_s)
-    elif modality == "video":
-        if info.has_video:
-            array = feat.extract_video_features(source, spec, info.duration_s)
-    else:
-        raise ValueError(f"unknown modality {modality!r}")
-    return array
+        return feat.iter_text_feature_blocks(read_events_tsv(source), spec, info.duration_s)
+    if modality == "audio":
+        if not info.has_audio:
+            return iter(())
+        return feat.iter_audio_feature_blocks(source, spec, info.duration_s)
+    if modality == "video":
+        if not info.has_video:
+            return iter(())
+        return feat.iter_video_feature_blocks(source, spec, info.duration_s)
+    raise ValueError(f"unknown modality {modality!r}")
 
 
 def _stimulus_predictor(
@@ -203,24 +194,25 @@ def _stimulus_predictor(
 
     Returns ``(media info, features, predict)`` where ``predict(features)`` runs
     :func:`tribe_core.segments.predict_stimulus` on any variant of the features
-    (e.g. with a modality removed) and returns its ``PredictionResult``.
+    (e.g. with a modality removed) and returns its ``PredictionResult``. The
+    features are lazy Zarr arrays: each segment batch reads only its steps.
     """
     from tribe_core.encoder import load_encoder
     from tribe_core.events import read_events_tsv
-    from tribe_core.io.zarr_store import read_feature_store
+    from tribe_core.io.zarr_store import open_feature_array
     from tribe_core.segments import predict_stimulus
 
     info = _read_media(media)
     table = read_events_tsv(Path(events))
-    features = {m: read_feature_store(p)[0] for m, p in feature_stores.items()}
+    features = {m: open_feature_array(p)[0] for m, p in feature_stores.items()}
     encoder = load_encoder(checkpoint, device=device)
 
-    def predict(feats: dict[str, Any]) -> Any:
+    def predict(feats: dict[str, Any], allocate: Any = None) -> Any:
         return predict_stimulus(
             encoder, feats, table,
             duration_trs=duration_trs, overlap_trs=overlap_trs, batch_size=batch_size,
             precision=precision, device=device, duration_s=info.duration_s,
-            stimulus=stimulus, compile=compile,
+            stimulus=stimulus, compile=compile, allocate=allocate,
         )  # fmt: skip
 
     return info, features, predict
@@ -241,15 +233,17 @@ def run_predict(
     compile: bool = False,
     stimulus: str | None = None,
 ) -> None:
-    """Stage 4: segmented encoder inference over the whole stimulus."""
-    from tribe_core.segments import write_predictions
+    """Stage 4: segmented encoder inference over the whole stimulus.
+
+    Rows go to ``predictions.zarr`` batch by batch (memory: one batch of segments).
+    """
+    from tribe_core.segments import open_predictions_store
 
     info, features, predict = _stimulus_predictor(
         feature_stores, events, media, checkpoint=checkpoint, device=device,
         precision=precision, batch_size=batch_size, duration_trs=duration_trs,
         overlap_trs=overlap_trs, compile=compile, stimulus=stimulus,
     )  # fmt: skip
-    result = predict(features)
     attrs = {
         "stimulus": stimulus,
         "checkpoint": checkpoint,
@@ -259,7 +253,9 @@ def run_predict(
         "duration_s": info.duration_s,
         "modalities_present": [m for m, f in features.items() if f is not None],
     }
-    write_predictions(predictions_out, result, attrs)
+    with open_predictions_store(predictions_out) as store:
+        result = predict(features, allocate=store.allocate)
+        store.finish(result, attrs)
     log.info("predictions of %s: %s", stimulus, result.predictions.shape)
 
 
@@ -366,7 +362,8 @@ _SHARD_KEYS = ("shard", "n_shards", "chunks", "n_chunks", "first_step", "n_steps
 _STORE_KEYS = ("present", "shape", "dtype", "timing")
 
 
-def _video_spec(
+def _feature_spec(
+    modality: str,
     checkpoint: str,
     model_override: str | None,
     device: str,
@@ -374,19 +371,19 @@ def _video_spec(
     batch_size: int,
     stimulus: str | None,
 ):  # noqa: ANN202
-    """The checkpoint's video :class:`FeatureSpec` with the run's overrides."""
+    """The checkpoint's :class:`FeatureSpec` of ``modality`` with the run's overrides."""
     from tribe_core import features as feat
 
     config, build_args = checkpoint_meta(checkpoint)
-    overrides = {"video": {"device": device, "dtype": dtype, "batch_size": batch_size}}
+    overrides = {modality: {"device": device, "dtype": dtype, "batch_size": batch_size}}
     if model_override:
-        overrides["video"]["model"] = model_override
+        overrides[modality]["model"] = model_override
     specs = feat.feature_specs_from_config(config, build_args["feature_dims"], overrides)
-    if "video" not in specs:
+    if modality not in specs:
         raise TribeInputError(
-            f"the checkpoint {checkpoint!r} has no 'video' features", stimulus=stimulus
+            f"the checkpoint {checkpoint!r} has no {modality!r} features", stimulus=stimulus
         )
-    return specs["video"]
+    return specs[modality]
 
 
 def run_extract_video_shard(
@@ -412,35 +409,29 @@ def run_extract_video_shard(
     writes an absent store. A job asking for ``cuda`` is bound to its own
     GPU first (:func:`tribe_core.devices.bind_device`).
     """
-    import numpy as np
-
     from tribe_core.devices import bind_device
     from tribe_core.features import feature_store_attrs
-    from tribe_core.features.timing import chunk_bounds, n_feature_steps, shard_chunks
+    from tribe_core.features.timing import (
+        chunk_bounds,
+        chunks_grid_extent,
+        n_feature_steps,
+        shard_chunks,
+    )
     from tribe_core.features.video import iter_video_feature_blocks
-    from tribe_core.io.zarr_store import write_feature_store
+    from tribe_core.io.zarr_store import open_feature_store
 
     if not 0 <= shard < n_shards:
         raise ValueError(f"shard must be in 0 .. {n_shards - 1}, got {shard}")
     device = bind_device(device)
     info = _read_media(media)
-    spec = _video_spec(checkpoint, model_override, device, dtype, batch_size, stimulus)
+    spec = _feature_spec("video", checkpoint, model_override, device, dtype, batch_size, stimulus)
     n_chunks = len(chunk_bounds(info.duration_s, spec.chunk_max_s, spec.chunk_min_s))
     parts = shard_chunks(n_chunks, n_shards)
     chunks = parts[shard] if shard < len(parts) and info.has_video else []
-    array, first = None, 0
-    with measure() as timing:
-        blocks = []
-        if chunks:
-            blocks = list(
-                iter_video_feature_blocks(Path(video), spec, info.duration_s, None, chunks)
-            )
-        if blocks:
-            first = min(b[0] for b in blocks)
-            stop = max(b[0] + b[1].shape[-1] for b in blocks)
-            array = np.zeros((*blocks[0][1].shape[:-1], stop - first), np.float32)
-            for start, data in blocks:  # in time order, as extract_video_features places them
-                array[..., start - first : start - first + data.shape[-1]] = data
+    extent = chunks_grid_extent(
+        info.duration_s, spec.frequency_hz, chunks, spec.chunk_max_s, spec.chunk_min_s
+    )
+    first, stop = extent if extent is not None else (0, 0)
     attrs = {
         **feature_store_attrs(spec, info.duration_s),
         "shard": shard,
@@ -449,12 +440,17 @@ def run_extract_video_shard(
         "n_chunks": n_chunks,
         "first_step": first,
         "n_steps": n_feature_steps(info.duration_s, spec.frequency_hz),
-        "timing": timing,
     }
-    write_feature_store(store_out, array, attrs)
+    with open_feature_store(store_out, max(stop - first, 1), attrs) as store:
+        with measure() as timing:
+            if extent is not None:
+                blocks = iter_video_feature_blocks(Path(video), spec, info.duration_s, None, chunks)
+                for start, block in blocks:
+                    store.write(start - first, block)
+        attrs["timing"] = timing
     log.info(
         "video shard %d/%d of %s: chunks %s, steps %d.. %s in %s",
-        shard, n_shards, stimulus, chunks, first, None if array is None else array.shape, timing,
+        shard, n_shards, stimulus, chunks, first, store.shape, timing,
     )  # fmt: skip
 
 
@@ -464,19 +460,19 @@ def run_merge_video_shards(
     *,
     store_dtype: str = "float32",
     stimulus: str | None = None,
+    steps_per_copy: int = 256,
 ) -> None:
     """Stage 3: place the time shards into one video store ``[L, D, T]``.
 
     The result has the attrs of an unsharded ``extract_video_features`` store
     and, shards being disjoint runs of independently encoded chunks, the very
     same array. ``attrs["timing"]`` sums the shards' wall time (``wall_s``)
-    and keeps each shard's (``shards``).
+    and keeps each shard's (``shards``). Shards are copied ``steps_per_copy``
+    steps at a time, so memory stays at one piece whatever the length.
     """
-    import numpy as np
+    from tribe_core.io.zarr_store import open_feature_array, open_feature_store
 
-    from tribe_core.io.zarr_store import read_feature_store, write_feature_store
-
-    loaded = [read_feature_store(p) for p in shard_stores]
+    loaded = sorted((open_feature_array(p) for p in shard_stores), key=lambda p: p[1]["shard"])
     if not loaded:
         raise ValueError("no shard store to merge")
     base = {k: v for k, v in loaded[0][1].items() if k not in _SHARD_KEYS + _STORE_KEYS}
@@ -491,7 +487,7 @@ def run_merge_video_shards(
                 stimulus=stimulus,
             )
         seen += attrs["chunks"]
-    shards = sorted(a["shard"] for _, a in loaded)
+    shards = [a["shard"] for _, a in loaded]
     if shards != list(range(n_shards)) or len(shard_stores) != n_shards:
         raise TribeInputError(
             f"expected shards 0..{n_shards - 1}, got {shards}", path=store_out, stimulus=stimulus
@@ -503,28 +499,24 @@ def run_merge_video_shards(
             path=store_out,
             stimulus=stimulus,
         )
-    with measure() as merge_timing:
-        grid = None
-        if present:
-            n_steps = loaded[0][1]["n_steps"]
-            grid = np.zeros((*present[0][0].shape[:-1], n_steps), np.float32)
-            for data, attrs in sorted(present, key=lambda p: p[1]["shard"]):
-                first = attrs["first_step"]
-                grid[..., first : first + data.shape[-1]] = data
-            grid = np.asarray(grid, dtype=store_dtype)
-    timings = [a["timing"] for _, a in sorted(loaded, key=lambda p: p[1]["shard"])]
+    timings = [a["timing"] for _, a in loaded]
     cuda = [t.get("cuda_peak_mb") for t in timings if t.get("cuda_peak_mb") is not None]
     timing = {
         "wall_s": round(sum(t["wall_s"] for t in timings), 3),
         "peak_rss_mb": max(t["peak_rss_mb"] for t in timings),
         "cuda_peak_mb": max(cuda) if cuda else None,
         "shards": timings,
-        "merge": merge_timing,
     }
-    write_feature_store(store_out, grid, {**base, "timing": timing})
-    log.info(
-        "merged %d video shards of %s: %s", n_shards, stimulus, None if grid is None else grid.shape
-    )
+    base["timing"] = timing
+    n_steps = loaded[0][1]["n_steps"]
+    with open_feature_store(store_out, n_steps, base, dtype=store_dtype) as store:
+        with measure() as merge_timing:
+            for data, attrs in present:
+                for a in range(0, data.shape[-1], steps_per_copy):
+                    piece = data[..., a : a + steps_per_copy]
+                    store.write(attrs["first_step"] + a, piece.astype("float32", copy=False))
+        timing["merge"] = merge_timing
+    log.info("merged %d video shards of %s: %s", n_shards, stimulus, store.shape)
 
 
 def run_contributions(

@@ -51,8 +51,10 @@ V-JEPA2's predictor. Audio and video chunks are independent, so a long
 stimulus can be split into chunk shards (``chunks=``,
 :func:`tribe_core.features.timing.shard_chunks`) whose outputs sum to the
 unsharded one; text shards by word (``word_slice=``).
-``iter_audio_feature_blocks`` / ``iter_video_feature_blocks`` yield the
-features chunk by chunk for streaming writes.
+``iter_text_feature_blocks`` / ``iter_audio_feature_blocks`` /
+``iter_video_feature_blocks`` yield the features window by window or chunk
+by chunk, so a stage writes them to Zarr as they come
+(:func:`tribe_core.io.zarr_store.open_feature_store`).
 """
 
 from tribe_core.features._hf import check_feature_models, hidden_state_shape
@@ -69,7 +71,11 @@ from tribe_core.features.spec import (
     feature_specs_from_config,
 )
 from tribe_core.features.store import FEATURES_CODE_VERSION, feature_store_attrs
-from tribe_core.features.text import extract_text_features, load_text_model
+from tribe_core.features.text import (
+    extract_text_features,
+    iter_text_feature_blocks,
+    load_text_model,
+)
 from tribe_core.features.timing import n_feature_steps
 from tribe_core.features.video import (
     extract_video_features,
@@ -91,6 +97,7 @@ __all__ = [
     "feature_store_attrs",
     "hidden_state_shape",
     "iter_audio_feature_blocks",
+    "iter_text_feature_blocks",
     "iter_video_feature_blocks",
     "load_audio_model",
     "load_text_model",

@@ -39,7 +39,12 @@ from tribe_core.errors import TribeInputError
 from tribe_core.features._hf import check_model_layout, load_model, load_preprocessor
 from tribe_core.features.layers import aggregate_layers
 from tribe_core.features.spec import FeatureSpec
-from tribe_core.features.timing import chunk_bounds, n_feature_steps, timed_array_slices
+from tribe_core.features.timing import (
+    assemble_blocks,
+    chunk_bounds,
+    n_feature_steps,
+    timed_array_slices,
+)
 
 log = logging.getLogger(__name__)
 
@@ -226,10 +231,5 @@ def extract_audio_features(
     -------
     ``[L, D, T]`` array, or ``None`` when the WAV holds no samples.
     """
-    grid: np.ndarray | None = None
-    n_steps = n_feature_steps(duration_s, spec.frequency_hz)
-    for first, data in iter_audio_feature_blocks(wav_path, spec, duration_s, model, chunks):
-        if grid is None:
-            grid = np.zeros((*data.shape[:-1], n_steps), np.float32)
-        grid[..., first : first + data.shape[-1]] = data
-    return grid
+    blocks = iter_audio_feature_blocks(wav_path, spec, duration_s, model, chunks)
+    return assemble_blocks(blocks, n_feature_steps(duration_s, spec.frequency_hz))

@@ -40,7 +40,7 @@ from tribe_core.errors import TribeConfigError, TribeInputError
 from tribe_core.features._hf import check_model_layout, load_model, load_preprocessor
 from tribe_core.features.layers import aggregate_layers, subselected_indices
 from tribe_core.features.spec import FeatureSpec
-from tribe_core.features.timing import add_static_events, n_feature_steps
+from tribe_core.features.timing import WindowedEventGrid, assemble_blocks, n_feature_steps
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -271,6 +271,36 @@ def word_vectors(
     return np.stack(out).astype(np.float32, copy=False)  # type: ignore[arg-type]
 
 
+def iter_text_blocks_from_words(
+    words: Sequence[str],
+    contexts: Sequence[str],
+    starts: np.ndarray,
+    durations: np.ndarray,
+    spec: FeatureSpec,
+    duration_s: float,
+    model: tuple[torch.nn.Module, Any],
+    share_contexts: bool | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Blocks ``(first_step, [L, D, n])`` of the text features of ``N`` words in start order.
+
+    Each word vector is summed into its window of ``spec.segment_s`` as it
+    comes, and a window is yielded once no later word can reach it, so
+    memory is a few windows, not the grid nor ``N`` vectors.
+    """
+    net, tokenizer = model
+    n_steps = n_feature_steps(duration_s, spec.frequency_hz)
+    if np.any(np.diff(np.asarray(starts, float)) < 0):
+        raise ValueError("words must be in start order")
+    grid: WindowedEventGrid | None = None
+    segment_s = spec.segment_s or n_steps / spec.frequency_hz  # None: one window
+    for i, vector in iter_word_vectors(net, tokenizer, words, contexts, spec, share_contexts):
+        if grid is None:
+            grid = WindowedEventGrid(n_steps, spec.frequency_hz, segment_s, vector.shape)
+        yield from grid.add(starts[i], durations[i], vector)
+    if grid is not None:
+        yield from grid.finish()
+
+
 def text_features_from_words(
     words: Sequence[str],
     contexts: Sequence[str],
@@ -281,27 +311,47 @@ def text_features_from_words(
     model: tuple[torch.nn.Module, Any],
     share_contexts: bool | None = None,
 ) -> np.ndarray:
-    """Features ``[L, D, T]`` of ``N`` words (text, context, start, duration in seconds).
-
-    Each word vector is summed into the grid as it comes, so memory is the
-    grid, not ``N`` vectors.
-    """
-    net, tokenizer = model
-    grid: np.ndarray | None = None
-    n_steps = n_feature_steps(duration_s, spec.frequency_hz)
-    for i, vector in iter_word_vectors(net, tokenizer, words, contexts, spec, share_contexts):
-        if grid is None:
-            grid = np.zeros((*vector.shape, n_steps), np.float32)
-        add_static_events(
-            grid,
-            spec.frequency_hz,
-            starts[i : i + 1],
-            durations[i : i + 1],
-            vector[None],
-            spec.segment_s,
-        )
+    """Features ``[L, D, T]`` of ``N`` words (text, context, start, duration in seconds)."""
+    blocks = iter_text_blocks_from_words(
+        words, contexts, starts, durations, spec, duration_s, model, share_contexts
+    )
+    grid = assemble_blocks(blocks, n_feature_steps(duration_s, spec.frequency_hz))
     assert grid is not None
     return grid
+
+
+def _usable_words(
+    events: pd.DataFrame, spec: FeatureSpec, word_slice: slice | None
+) -> pd.DataFrame:
+    words = select_words(events, spec.contextualized)
+    return words.iloc[word_slice] if word_slice is not None else words
+
+
+def iter_text_feature_blocks(
+    events: pd.DataFrame,
+    spec: FeatureSpec,
+    duration_s: float,
+    model: tuple[torch.nn.Module, Any] | None = None,
+    word_slice: slice | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """The text features of :func:`extract_text_features` as ``(first_step, [L, D, n])`` blocks.
+
+    Yields nothing when the stimulus (or shard) has no usable word.
+    """
+    words = _usable_words(events, spec, word_slice)
+    if words.empty:
+        return
+    texts = words["text"].astype(str).tolist()
+    contexts = words["context"].astype(str).tolist() if spec.contextualized else texts
+    yield from iter_text_blocks_from_words(
+        texts,
+        contexts,
+        words["start"].to_numpy(float),
+        words["duration"].to_numpy(float),
+        spec,
+        duration_s,
+        model if model is not None else load_text_model(spec),
+    )
 
 
 def extract_text_features(
@@ -333,19 +383,5 @@ def extract_text_features(
     -------
     ``[L, D, T]`` array, or ``None`` when the stimulus (or shard) has no usable word.
     """
-    words = select_words(events, spec.contextualized)
-    if word_slice is not None:
-        words = words.iloc[word_slice]
-    if words.empty:
-        return None
-    texts = words["text"].astype(str).tolist()
-    contexts = words["context"].astype(str).tolist() if spec.contextualized else texts
-    return text_features_from_words(
-        texts,
-        contexts,
-        words["start"].to_numpy(float),
-        words["duration"].to_numpy(float),
-        spec,
-        duration_s,
-        model if model is not None else load_text_model(spec),
-    )
+    blocks = iter_text_feature_blocks(events, spec, duration_s, model, word_slice)
+    return assemble_blocks(blocks, n_feature_steps(duration_s, spec.frequency_hz))

@@ -17,7 +17,7 @@ seconds to samples with Python's ``round`` (half to even):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -108,6 +108,76 @@ def add_static_events(
     return grid
 
 
+class WindowedEventGrid:
+    """:func:`add_static_events` for events coming in start order, one window in memory.
+
+    ``add`` sums an event into the windows it touches and returns the windows
+    no later event can touch (those ending more than one window before the
+    event's start), as ``(first_step, [..., n])`` blocks in time order; ``finish``
+    returns the rest. The blocks hold exactly what :func:`add_static_events`
+    puts in those steps; windows no event touched are not returned (zero).
+    """
+
+    def __init__(
+        self, n_steps: int, frequency_hz: float, segment_s: float, value_shape: tuple[int, ...]
+    ) -> None:
+        self.n_steps, self.frequency_hz = n_steps, frequency_hz
+        self.n_window = max(1, int(round(segment_s * frequency_hz)))
+        self.window_s = float(segment_s)
+        self.value_shape = tuple(value_shape)
+        self._windows: dict[int, np.ndarray] = {}
+        self._last_start = -np.inf
+
+    def _window(self, k: int) -> np.ndarray:
+        if k not in self._windows:
+            n = min(self.n_window, self.n_steps - k * self.n_window)
+            self._windows[k] = np.zeros((*self.value_shape, n), np.float32)
+        return self._windows[k]
+
+    def add(self, start: float, duration: float, value: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """Sum one event in; return the windows that are now final."""
+        start, duration = float(start), float(duration)
+        if start < self._last_start:
+            raise ValueError(f"events must come in start order ({start} after {self._last_start})")
+        self._last_start = start
+        window_duration = self.n_window / self.frequency_hz
+        first = max(0, int(start // self.window_s) - 1)
+        last = int((start + duration) // self.window_s) + 1
+        for k in range(first, last + 1):
+            offset = k * self.n_window
+            if offset >= self.n_steps:
+                break
+            sl = _overlap_slice(
+                k * self.window_s, window_duration, self.n_window, self.frequency_hz,
+                start, duration,
+            )  # fmt: skip
+            if sl is not None and offset + sl.start < self.n_steps:
+                window = self._window(k)
+                window[..., sl.start : min(sl.stop, window.shape[-1])] += value[..., None]
+        return self._release(first)
+
+    def _release(self, below: int) -> list[tuple[int, np.ndarray]]:
+        done = sorted(k for k in self._windows if k < below)
+        return [(k * self.n_window, self._windows.pop(k)) for k in done]
+
+    def finish(self) -> list[tuple[int, np.ndarray]]:
+        """The windows still held, in time order."""
+        return self._release(len(self._windows) + max(self._windows, default=0) + 1)
+
+
+def assemble_blocks(blocks: Iterable[tuple[int, np.ndarray]], n_steps: int) -> np.ndarray | None:
+    """Place ``(first_step, [..., n])`` blocks into a zero grid ``[..., n_steps]`` (float32).
+
+    ``None`` when there is no block.
+    """
+    grid: np.ndarray | None = None
+    for first, block in blocks:
+        if grid is None:
+            grid = np.zeros((*block.shape[:-1], n_steps), np.float32)
+        grid[..., first : first + block.shape[-1]] = block
+    return grid
+
+
 def timed_array_slices(
     n_grid: int, frequency_hz: float, n_data: int, start_s: float
 ) -> tuple[slice, slice] | None:
@@ -159,6 +229,31 @@ def chunk_bounds(
         cuts = [t for t, b, a in zip(cuts, before, after, strict=True) if b >= min_s and a >= min_s]
     bounds = [0.0, *cuts, float(duration_s)]
     return [(a, b - a) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def chunks_grid_extent(
+    duration_s: float,
+    frequency_hz: float,
+    chunks: Iterable[int],
+    max_s: float | None = 60.0,
+    min_s: float | None = 30.0,
+) -> tuple[int, int] | None:
+    """``(first_step, stop_step)`` of the grid that the given chunks' features cover.
+
+    ``None`` when they cover no step (or ``chunks`` is empty).
+    """
+    bounds = chunk_bounds(duration_s, max_s, min_s)
+    n_steps = n_feature_steps(duration_s, frequency_hz)
+    spans = []
+    for c in chunks:
+        start, length = bounds[c]
+        n = n_feature_steps(length, frequency_hz)
+        slices = timed_array_slices(n_steps, frequency_hz, n, start)
+        if slices is not None:
+            spans.append((slices[0].start, slices[0].stop))
+    if not spans:
+        return None
+    return min(a for a, _ in spans), max(b for _, b in spans)
 
 
 def clip_frame_times(

@@ -53,6 +53,7 @@ from tribe_core.features._hf import check_model_layout, load_model, load_preproc
 from tribe_core.features.layers import aggregate_layers, subselected_indices
 from tribe_core.features.spec import FeatureSpec
 from tribe_core.features.timing import (
+    assemble_blocks,
     chunk_bounds,
     clip_frame_times,
     n_feature_steps,
@@ -434,12 +435,8 @@ def extract_video_features(
         The video is shorter than one sample, or no frame can be decoded.
     """
     _check_duration(video_path, spec, duration_s)
-    grid: np.ndarray | None = None
-    n_steps = n_feature_steps(duration_s, spec.frequency_hz)
-    for first, data in iter_video_feature_blocks(video_path, spec, duration_s, model, chunks):
-        if grid is None:
-            grid = np.zeros((*data.shape[:-1], n_steps), np.float32)
-        grid[..., first : first + data.shape[-1]] = data
+    blocks = iter_video_feature_blocks(video_path, spec, duration_s, model, chunks)
+    grid = assemble_blocks(blocks, n_feature_steps(duration_s, spec.frequency_hz))
     if grid is None:
         raise TribeInputError("no video sample could be encoded", path=video_path)
     return grid

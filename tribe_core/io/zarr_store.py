@@ -8,8 +8,9 @@ other settings can be detected as stale (:func:`store_matches`).
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,8 @@ from tribe_core.io.atomic import atomic_path
 FEATURE_ARRAY = "features"
 
 
-def _jsonable(attrs: Mapping[str, Any]) -> dict[str, Any]:
+def jsonable(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """``attrs`` as JSON gives them back (tuples as lists, paths as strings)."""
     # Round-trip through JSON so tuples/paths compare equal to what is read back.
     return json.loads(json.dumps(dict(attrs), default=str))
 
@@ -62,7 +64,7 @@ def write_arrays(
             )
             if value.size:
                 arr[...] = value
-        group.attrs.update(_jsonable(attrs))
+        group.attrs.update(jsonable(attrs))
     return path
 
 
@@ -108,6 +110,95 @@ def write_feature_store(
     return write_arrays(path, {FEATURE_ARRAY: data}, full)
 
 
+class FeatureStoreWriter:
+    """Features ``[L, D, T]`` written block by block into a store being built.
+
+    Made by :func:`open_feature_store`. Steps never written stay zero (the
+    array's fill value), so memory is one block, never the whole stimulus.
+    """
+
+    def __init__(self, group: zarr.Group, n_steps: int, dtype: str, chunk_len: int) -> None:
+        self._group, self._n_steps, self._dtype, self._chunk_len = group, n_steps, dtype, chunk_len
+        self._array: zarr.Array | None = None
+        self.first_step: int | None = None
+        self.stop_step: int | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...] | None:
+        """Shape of the array, ``None`` while no block was written."""
+        return None if self._array is None else tuple(self._array.shape)
+
+    def write(self, first: int, block: np.ndarray) -> None:
+        """Write ``block [L, D, n]`` at steps ``first .. first + n`` (clipped to the grid)."""
+        block = np.asarray(block)
+        if block.ndim != 3:
+            raise ValueError(f"feature blocks must be [L, D, n], got shape {block.shape}")
+        if self._array is None:
+            chunks = (*block.shape[:2], max(1, min(self._chunk_len, self._n_steps)))
+            self._array = self._group.create_array(
+                FEATURE_ARRAY,
+                shape=(*block.shape[:2], self._n_steps),
+                dtype=self._dtype,
+                chunks=tuple(max(1, c) for c in chunks),
+                fill_value=0,
+            )
+        elif block.shape[:2] != self._array.shape[:2]:
+            raise ValueError(
+                f"feature block {block.shape[:2]} does not match the store's "
+                f"{self._array.shape[:2]}"
+            )
+        stop = min(first + block.shape[-1], self._n_steps)
+        if first < 0 or stop <= first:
+            return
+        self._array[..., first:stop] = block[..., : stop - first].astype(self._dtype, copy=False)
+        self.first_step = first if self.first_step is None else min(self.first_step, first)
+        self.stop_step = stop if self.stop_step is None else max(self.stop_step, stop)
+
+
+@contextlib.contextmanager
+def open_feature_store(
+    path: str | Path,
+    n_steps: int,
+    attrs: Mapping[str, Any],
+    dtype: str = "float32",
+    chunk_len: int = 256,
+) -> Iterator[FeatureStoreWriter]:
+    """Build a feature store block by block; it appears under ``path`` only on success.
+
+    The attributes are ``attrs`` plus what :func:`write_feature_store` records
+    (``present``, ``shape``, ``dtype``); a writer that got no block leaves an
+    absent-modality store. ``attrs`` may be changed inside the ``with`` block
+    (e.g. to add the stage's timing): they are written on exit.
+    """
+    with atomic_path(path) as tmp:
+        group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+        writer = FeatureStoreWriter(group, n_steps, dtype, chunk_len)
+        yield writer
+        if writer.shape is None:
+            group.create_array(FEATURE_ARRAY, shape=(0, 0, 0), dtype="float32", chunks=(1, 1, 1))
+        full = {
+            **attrs,
+            "present": writer.shape is not None,
+            "shape": list(writer.shape or (0, 0, 0)),
+            "dtype": dtype if writer.shape is not None else "float32",
+        }
+        group.attrs.update(jsonable(full))
+
+
+def open_feature_array(path: str | Path) -> tuple[zarr.Array | None, dict[str, Any]]:
+    """The features of a store as a lazy Zarr array (``None`` if absent) and its attrs.
+
+    Slicing the array reads only the chunks it touches.
+    """
+    attrs = read_attrs(path)
+    if not attrs.get("present", False):
+        return None, attrs
+    group = zarr.open_group(str(path), mode="r")
+    if FEATURE_ARRAY not in group:
+        raise TribeInputError(f"Zarr store has no array {FEATURE_ARRAY!r}", path=path)
+    return group[FEATURE_ARRAY], attrs
+
+
 def read_feature_store(path: str | Path) -> tuple[np.ndarray | None, dict[str, Any]]:
     """Return ``(features [L, D, T] or None if absent, attrs)``."""
     attrs = read_attrs(path)
@@ -125,5 +216,5 @@ def store_matches(path: str | Path, expected: Mapping[str, Any]) -> bool:
         attrs = read_attrs(path)
     except TribeInputError:
         return False
-    want = _jsonable(expected)
+    want = jsonable(expected)
     return all(attrs.get(k) == v for k, v in want.items())

@@ -31,6 +31,9 @@ HEMI_CHOICES = ("both", "left", "right", "bilateral")
 SELECTION_COLUMN = "selection"
 
 
+_TR_BLOCK = 512
+
+
 def _as_parcellation(atlas: Parcellation | Path | str | None) -> Parcellation:
     return atlas if isinstance(atlas, Parcellation) else load_hcp_mmp1(atlas)
 
@@ -180,8 +183,15 @@ def roi_timeseries(
         columns.append(SELECTION_COLUMN)
         if groups[-1].size == 0:
             raise TribeInputError("the vertex mask (and ROIs) select no vertex")
-    means = _averaging_matrix(groups) @ preds.T.astype(np.float64)
-    frame = pd.DataFrame(np.asarray(means).T, columns=columns)
+    average = _averaging_matrix(groups)
+    # float64 sums a block of TRs at a time: memory stays at one block beyond the input.
+    means = np.concatenate(
+        [
+            np.asarray(average @ preds[a : a + _TR_BLOCK].T.astype(np.float64)).T
+            for a in range(0, preds.shape[0], _TR_BLOCK)
+        ]
+    )
+    frame = pd.DataFrame(means, columns=columns)
     frame.index.name = "tr"
     frame.attrs["n_vertices"] = {c: int(g.size) for c, g in zip(columns, groups, strict=True)}
     return frame
