@@ -54,14 +54,17 @@ def color_limits(
 
     Symmetric limits are ``(-m, m)`` with ``m`` the ``percentile`` of ``|maps|``.
     """
-    finite = np.asarray(maps, dtype=np.float64)
-    finite = finite[np.isfinite(finite)]
+    # One float64 copy, reused in place (a 2-hour run is 7,200 x 20,484 values).
+    finite = np.array(maps, dtype=np.float64).ravel()
+    if not np.isfinite(finite).all():
+        finite = finite[np.isfinite(finite)]
     if finite.size == 0:
         return -1.0, 1.0
     if symmetric:
-        m = float(np.percentile(np.abs(finite), percentile)) or 1e-12
+        np.abs(finite, out=finite)
+        m = float(np.percentile(finite, percentile, overwrite_input=True)) or 1e-12
         return -m, m
-    lo, hi = np.percentile(finite, [100 - percentile, percentile])
+    lo, hi = np.percentile(finite, [100 - percentile, percentile], overwrite_input=True)
     return float(lo), float(hi) if hi > lo else float(lo) + 1e-12
 
 
