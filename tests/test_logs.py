@@ -41,3 +41,19 @@ def test_stage_resources_line_records_the_process_peak(tmp_path: Path) -> None:
     other = tmp_path / "other.log"
     other.write_text("no such line\n")
     assert read_stage_resources(other) is None
+
+
+def test_stage_peak_does_not_include_the_parents(tmp_path: Path) -> None:
+    """A small stage started by a big process (Snakemake) reports its own peak."""
+    from tribe_core.logs import read_stage_resources
+
+    log = tmp_path / "small.log"
+    child = f"from tribe_core.logs import setup_logging; setup_logging({str(log)!r})"
+    parent = (
+        "import subprocess, sys\nimport numpy as np\n"
+        "a = np.ones(600 * 2**20 // 8)  # 600 MB in the parent\n"
+        f"subprocess.run([sys.executable, '-c', {child!r}], check=True)\n"
+    )
+    subprocess.run([sys.executable, "-c", parent], check=True, capture_output=True)
+    usage = read_stage_resources(log)
+    assert usage is not None and usage["peak_rss_mb"] < 400

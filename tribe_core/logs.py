@@ -2,7 +2,7 @@
 
 When the stage's process ends, its last log line records what it used:
 ``stage resources: {"start": ..., "wall_s": ..., "peak_rss_mb": ..., "cuda_peak_mb": ...}``
-(JSON; ``start`` in Unix seconds; peak RSS from ``ru_maxrss``, the exact peak of
+(JSON; ``start`` in Unix seconds; peak RSS from ``VmHWM``, the exact peak of
 the process; CUDA peak from PyTorch's allocator, ``null`` when CUDA was not
 used). :func:`read_stage_resources` reads it back for benchmarks.
 """
@@ -12,11 +12,12 @@ from __future__ import annotations
 import atexit
 import json
 import logging
-import resource
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from tribe_core.measure import peak_rss_mb
 
 RESOURCES_TAG = "stage resources: "
 
@@ -62,7 +63,7 @@ def _usage(start_wall: float, start: float) -> dict[str, Any]:
     return {
         "start": round(start_wall, 3),
         "wall_s": round(time.perf_counter() - start, 3),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": peak_rss_mb(),
         "cuda_peak_mb": cuda_peak,
     }
 

@@ -1,0 +1,62 @@
+"""benchmarks/end_to_end.py: the whole workflow on a half-minute film (tiny models, CPU)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, require_shared
+
+STAGES = (
+    "extract_audio", "transcribe", "annotate_words", "extract_text_features",
+    "extract_audio_features", "extract_video_features", "predict", "roi_table", "nifti",
+    "plots", "report",
+)  # fmt: skip
+MODEL_STAGES = ("extract_text_features", "extract_audio_features", "extract_video_features")
+
+
+@pytest.mark.slow
+def test_end_to_end_tiny_film_every_stage_measured(tmp_path) -> None:  # noqa: ANN001
+    atlas = require_shared("atlases", "hcp_mmp1_fsaverage")
+    if shutil.which("ffprobe") is None:
+        pytest.skip("ffprobe is not installed")
+    out = tmp_path / "out"
+    # --ffmpeg-shims always: the ffprobe stand-in the GPU machine needs is the one used here.
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "end_to_end.py"), "--size", "tiny",
+         "--minutes", "0.5", "--work", str(tmp_path / "work"), "--out", str(out),
+         "--device", "cpu", "--dtype", "float32", "--precision", "fp32", "--cores", "2",
+         "--atlas-dir", str(atlas), "--ffmpeg-shims", "always"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    assert "workflow (snakemake)" in proc.stdout
+    report = json.loads((out / "end_to_end.json").read_text())
+
+    stages = report["workflow"]["stages"]
+    assert set(STAGES) <= set(stages), sorted(stages)
+    for name in STAGES:
+        assert stages[name]["wall_s"] > 0, name
+        assert stages[name]["peak_rss_mb"] > 0, name
+    assert report["workflow"]["wall_s"] >= max(s["wall_s"] for s in stages.values())
+    for name in (*MODEL_STAGES, "predict"):
+        assert report["reference"][name]["equiv_s"] > 0, name
+        assert stages[name]["ratio"] > 0, name
+    assert report["reference"]["extract_video_features"]["n_sample"] == 20
+    assert report["reference"]["extract_text_features"]["n_total"] == 75  # 2.5 words/s
+
+    film = report["film"]
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration:stream=codec_type",
+         "-of", "json", film["video"]],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    info = json.loads(probe.stdout)
+    assert float(info["format"]["duration"]) == pytest.approx(30.0, abs=0.1)
+    assert sorted(s["codec_type"] for s in info["streams"]) == ["audio", "video"]
+    words = (tmp_path / "work" / "stimuli" / "film.words.tsv").read_text().splitlines()
+    assert words[0] == "word\tstart\tduration" and len(words) == 1 + film["n_words"] == 76
