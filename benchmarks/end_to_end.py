@@ -8,9 +8,11 @@
    dims), ``tiny`` the demo ones (:mod:`tribe_core.demo_models`);
 2. makes the film and its word sidecar (``make_film.py``), which replaces
    the speech recogniser (transcription is timed on its own elsewhere);
-3. runs the real workflow (``snakemake --cores N --resources gpu=1``, the
-   model stages one GPU job at a time, greedy scheduler, on a fresh copy of
-   the repository) while a thread samples GPU 0 through NVML; each stage's
+3. runs the real workflow (``snakemake --cores N --resources gpu=K`` with
+   ``gpu_jobs_per_device: K``: up to K model stages share the one GPU, so
+   text and audio features run beside video instead of after it; greedy
+   scheduler; on a fresh copy of the repository) while a thread samples
+   GPU 0 through NVML; each stage's
    interval, peak RSS and CUDA peak come from the ``stage resources`` line
    its process writes to its rule log (:mod:`tribe_core.logs`), its GPU busy
    fraction and NVML memory from the samples inside that interval
@@ -291,6 +293,7 @@ def workflow_config(args: argparse.Namespace, models: dict[str, str], sheet: Pat
         "predict": {"device": args.device, "precision": args.precision, "batch_size": 8},
         "products": {"atlas_dir": args.atlas_dir, "movie": args.movie},
         "resources": {stage: gpu for stage in GPU_STAGES},
+        "gpu_jobs_per_device": args.gpu_jobs,
     }
 
 
@@ -318,7 +321,7 @@ def run_workflow(
     if shims is not None:
         env["PATH"] = f"{shims}{os.pathsep}{env.get('PATH', '')}"
     cmd = [
-        *snakemake_command(), "--cores", str(args.cores), "--resources", "gpu=1",
+        *snakemake_command(), "--cores", str(args.cores), "--resources", f"gpu={args.gpu_jobs}",
         "--configfile", "e2e_config.yaml", "--scheduler", "greedy",
     ]  # fmt: skip
     with GpuSampler(args.sample_interval) as gpu, (out / "snakemake.log").open("w") as log:
@@ -545,6 +548,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", default="bfloat16" if cuda else "float32")
     parser.add_argument("--precision", default="fp16" if cuda else "fp32")
     parser.add_argument("--batch-size", type=int, default=8, help="feature batch size")
+    parser.add_argument(
+        "--gpu-jobs", type=int, default=3, help="GPU jobs sharing the GPU (gpu_jobs_per_device)"
+    )
     parser.add_argument("--movie", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--atlas-dir", default=_default_atlas())
     parser.add_argument("--ffmpeg-shims", choices=["auto", "always", "never"], default="auto")

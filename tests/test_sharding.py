@@ -157,16 +157,19 @@ def test_dry_run_plans_shards_for_video_stimuli_only(
 _CHILD = """
 import os, sys
 from tribe_core.devices import bind_gpu
-print(bind_gpu(None, int(sys.argv[1]), lock_dir=sys.argv[2], timeout_s=float(sys.argv[3])),
+print(bind_gpu(None, int(sys.argv[1]), lock_dir=sys.argv[2], timeout_s=float(sys.argv[3]),
+               jobs_per_gpu=int(sys.argv[4])),
       os.environ["CUDA_VISIBLE_DEVICES"], flush=True)
 sys.stdin.readline()  # hold the GPU until told to exit
 """
 
 
-def _child(n_gpus: int, lock_dir: Path, timeout_s: float = 20.0) -> subprocess.Popen:
+def _child(
+    n_gpus: int, lock_dir: Path, timeout_s: float = 20.0, jobs_per_gpu: int = 1
+) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
     return subprocess.Popen(
-        [sys.executable, "-c", _CHILD, str(n_gpus), str(lock_dir), str(timeout_s)],
+        [sys.executable, "-c", _CHILD, *map(str, (n_gpus, lock_dir, timeout_s, jobs_per_gpu))],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -202,6 +205,31 @@ def test_gpu_locks_give_distinct_slots_and_reuse_released_ones(tmp_path: Path) -
         late = _child(3, tmp_path, timeout_s=0.5)
         _, err = late.communicate("\n", timeout=20)
         assert late.returncode != 0 and "held by other jobs" in err
+    finally:
+        for proc in holders:
+            _finish(proc)
+
+
+def test_shared_gpus_fill_evenly_then_wait(tmp_path: Path) -> None:
+    """Two GPUs, two jobs each: GPUs 0, 1, 0, 1; a fifth job waits for a freed slot."""
+    holders: list[subprocess.Popen] = []
+    try:
+        for _ in range(4):  # one at a time: each takes the first free slot
+            holders.append(_child(2, tmp_path, jobs_per_gpu=2))
+            holders[-1].slot = _slot(holders[-1])  # type: ignore[attr-defined]
+        assert [p.slot for p in holders] == ["0", "1", "0", "1"]  # type: ignore[attr-defined]
+        assert sorted(f.name for f in tmp_path.iterdir()) == [
+            "gpu0.1.lock", "gpu0.lock", "gpu1.1.lock", "gpu1.lock",
+        ]  # fmt: skip
+        waiter = _child(2, tmp_path, jobs_per_gpu=2)
+        time.sleep(1.0)
+        assert waiter.poll() is None  # 4 slots held: it waits
+        _finish(holders.pop(3))  # a job on GPU 1 ends
+        assert _slot(waiter) == "1"
+        holders.append(waiter)
+        late = _child(2, tmp_path, timeout_s=0.5, jobs_per_gpu=2)
+        _, err = late.communicate("\n", timeout=20)
+        assert late.returncode != 0 and "4 GPU slots (2 GPUs x 2 jobs)" in err
     finally:
         for proc in holders:
             _finish(proc)

@@ -13,6 +13,12 @@ job is that device:
   exits (the kernel drops the lock even when the job crashes, so no stale
   lock survives a killed job).
 
+Several jobs may share one GPU (``jobs_per_gpu`` > 1, config key
+``gpu_jobs_per_device``, with ``--resources gpu=N*jobs_per_gpu``): a GPU then
+has that many lock files (slots), filled across GPUs first, so the feature
+stages of one stimulus (video, text, audio: about 45 GB together at full
+size) run side by side instead of waiting for each other.
+
 It must run before torch initialises CUDA (any ``torch.cuda`` call); merely
 importing torch is fine.
 """
@@ -65,36 +71,52 @@ def count_gpus() -> int:
     return sum(1 for line in out.splitlines() if line.startswith("GPU "))
 
 
-def acquire_gpu_slot(
-    n_gpus: int, lock_dir: str | Path | None = None, timeout_s: float | None = None
-) -> int:
-    """Lock the first free slot ``0 .. n_gpus - 1`` for this process's life.
+def slot_lock_name(gpu: int, share: int) -> str:
+    """Lock file of share ``share`` of GPU ``gpu`` (share 0 keeps the one-job name)."""
+    return f"gpu{gpu}.lock" if share == 0 else f"gpu{gpu}.{share}.lock"
 
-    Waits (polling every 0.2 s) while every slot is held by another process;
-    raises :class:`TribeConfigError` after ``timeout_s`` (``None``: wait forever).
-    A slot this process already holds is returned again.
+
+def acquire_gpu_slot(
+    n_gpus: int,
+    lock_dir: str | Path | None = None,
+    timeout_s: float | None = None,
+    jobs_per_gpu: int = 1,
+) -> int:
+    """Lock the first free slot of GPUs ``0 .. n_gpus - 1``; return the GPU index.
+
+    Each GPU has ``jobs_per_gpu`` slots; slots are tried share by share
+    (every GPU's first slot, then every GPU's second...), so jobs spread over
+    the GPUs before any two share one. The slot is held for this process's
+    life. Waits (polling every 0.2 s) while every slot is held by another
+    process; raises :class:`TribeConfigError` after ``timeout_s`` (``None``:
+    wait forever). A GPU this process already holds is returned again.
     """
     if n_gpus < 1:
         raise ValueError(f"n_gpus must be >= 1, got {n_gpus}")
+    if jobs_per_gpu < 1:
+        raise ValueError(f"jobs_per_gpu must be >= 1, got {jobs_per_gpu}")
     if _HELD:
         return next(iter(_HELD))
     folder = Path(lock_dir) if lock_dir else default_lock_dir()
     folder.mkdir(parents=True, exist_ok=True)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while True:
-        for slot in range(n_gpus):
-            handle = open(folder / f"gpu{slot}.lock", "ab")  # noqa: SIM115 (held on purpose)
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.close()
-                continue
-            _HELD[slot] = handle
-            return slot
+        for share in range(jobs_per_gpu):
+            for gpu in range(n_gpus):
+                path = folder / slot_lock_name(gpu, share)
+                handle = open(path, "ab")  # noqa: SIM115 (held on purpose)
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    handle.close()
+                    continue
+                _HELD[gpu] = handle
+                return gpu
         if deadline is not None and time.monotonic() > deadline:
             raise TribeConfigError(
-                f"all {n_gpus} GPU slots in {folder} are held by other jobs after "
-                f"{timeout_s} s; run Snakemake with --resources gpu=N (N <= GPUs)"
+                f"all {n_gpus * jobs_per_gpu} GPU slots ({n_gpus} GPUs x {jobs_per_gpu} "
+                f"jobs) in {folder} are held by other jobs after {timeout_s} s; run "
+                "Snakemake with --resources gpu=N (N <= GPUs x gpu_jobs_per_device)"
             )
         time.sleep(0.2)
 
@@ -113,6 +135,7 @@ def bind_gpu(
     *,
     lock_dir: str | Path | None = None,
     timeout_s: float | None = None,
+    jobs_per_gpu: int = 1,
 ) -> str:
     """Make this process see one GPU; return ``CUDA_VISIBLE_DEVICES`` ("" without GPUs).
 
@@ -123,7 +146,7 @@ def bind_gpu(
         by file lock (:func:`acquire_gpu_slot`).
     n_gpus
         GPUs of the host; ``None`` counts them (:func:`count_gpus`).
-    lock_dir, timeout_s
+    lock_dir, timeout_s, jobs_per_gpu
         Passed to :func:`acquire_gpu_slot`.
     """
     preset = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -134,19 +157,22 @@ def bind_gpu(
     if n < 1:
         log.info("no GPU found; nothing to bind")
         return ""
-    chosen = slot % n if slot is not None else acquire_gpu_slot(n, lock_dir, timeout_s)
+    chosen = (
+        slot % n if slot is not None else acquire_gpu_slot(n, lock_dir, timeout_s, jobs_per_gpu)
+    )
     os.environ["CUDA_VISIBLE_DEVICES"] = str(chosen)
     log.info("bound to GPU %d of %d (CUDA_VISIBLE_DEVICES=%d)", chosen, n, chosen)
     return str(chosen)
 
 
-def bind_device(device: str) -> str:
-    """Bind a job asking for ``cuda`` / ``cuda:0`` to its own GPU; return the device to use.
+def bind_device(device: str, jobs_per_gpu: int = 1) -> str:
+    """Bind a job asking for ``cuda`` / ``cuda:0`` to a GPU slot; return the device to use.
 
+    ``jobs_per_gpu`` jobs may hold one GPU at once (:func:`acquire_gpu_slot`).
     CPU devices and explicit other indices (``cuda:1``, the user's choice)
     are returned unchanged and bind nothing.
     """
     if device in ("cuda", "cuda:0"):
-        bind_gpu(None)
+        bind_gpu(None, jobs_per_gpu=jobs_per_gpu)
         return "cuda"
     return device

@@ -399,6 +399,7 @@ def run_extract_video_shard(
     dtype: str,
     batch_size: int,
     stimulus: str | None = None,
+    jobs_per_gpu: int = 1,
 ) -> None:
     """Stage 3, one time shard: video features of chunks ``shard_chunks(...)[shard]``.
 
@@ -407,7 +408,8 @@ def run_extract_video_shard(
     :func:`run_merge_video_shards`. A shard with no chunk (more shards than
     the stimulus has 60 s chunks) or a stimulus without a video stream
     writes an absent store. A job asking for ``cuda`` is bound to its own
-    GPU first (:func:`tribe_core.devices.bind_device`).
+    GPU slot first (:func:`tribe_core.devices.bind_device`, ``jobs_per_gpu``
+    jobs to a GPU).
     """
     from tribe_core.devices import bind_device
     from tribe_core.features import feature_store_attrs
@@ -422,7 +424,7 @@ def run_extract_video_shard(
 
     if not 0 <= shard < n_shards:
         raise ValueError(f"shard must be in 0 .. {n_shards - 1}, got {shard}")
-    device = bind_device(device)
+    device = bind_device(device, jobs_per_gpu)
     info = _read_media(media)
     spec = _feature_spec("video", checkpoint, model_override, device, dtype, batch_size, stimulus)
     n_chunks = len(chunk_bounds(info.duration_s, spec.chunk_max_s, spec.chunk_min_s))

@@ -14,7 +14,7 @@ run_contributions(
     snakemake.input.media,
     snakemake.output[0],
     checkpoint=p.checkpoint,
-    device=bind_device(p.device),
+    device=bind_device(p.device, snakemake.config["gpu_jobs_per_device"]),
     precision=p.precision,
     batch_size=p.batch_size,
     duration_trs=p.duration_trs,

@@ -15,7 +15,7 @@ run_extract_features(
     snakemake.output.store,
     checkpoint=p.checkpoint,
     model_override=p.model_override,
-    device=bind_device(p.device),
+    device=bind_device(p.device, snakemake.config["gpu_jobs_per_device"]),
     dtype=p.dtype,
     batch_size=p.batch_size,
     store_dtype=p.store_dtype,

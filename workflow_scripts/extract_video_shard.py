@@ -16,6 +16,7 @@ run_extract_video_shard(
     checkpoint=p.checkpoint,
     model_override=p.model_override,
     device=p.device,
+    jobs_per_gpu=snakemake.config["gpu_jobs_per_device"],
     dtype=p.dtype,
     batch_size=p.batch_size,
     stimulus=snakemake.wildcards.stimulus,

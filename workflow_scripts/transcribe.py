@@ -15,7 +15,7 @@ run_transcribe(
     sidecar=snakemake.input.sidecar[0] if snakemake.input.sidecar else None,
     model=p.model,
     language=p.language,
-    device=bind_device(p.device),
+    device=bind_device(p.device, snakemake.config["gpu_jobs_per_device"]),
     compute_type=p.compute_type,
     batch_size=p.batch_size,
     align_model=p.align_model,
