@@ -41,7 +41,7 @@ rule nifti:
         f"{RESULTS}/{{stimulus}}/logs/nifti.log",
     benchmark:
         f"{RESULTS}/{{stimulus}}/benchmarks/nifti.tsv"
-    threads: 1
+    threads: 4  # volumes built and gzip-compressed in parallel blocks
     resources:
         mem_mb=res("nifti")["mem_mb"],
         runtime=res("nifti")["runtime"],

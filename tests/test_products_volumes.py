@@ -130,3 +130,26 @@ def test_long_nifti_is_streamed(tmp_path: Path) -> None:
     inside = tuple(voxels.T)
     assert np.corrcoef(last[inside], raw[inside])[0, 1] > 0.3
     assert not last[raw == 0].any()
+
+
+def test_parallel_blocks_write_the_same_image(tmp_path: Path) -> None:
+    """19 TRs (blocks of 8: a partial last block) by 3 threads == one thread == in memory."""
+    import gzip
+    import shutil
+    import subprocess
+
+    rows = np.random.default_rng(1).standard_normal((19, 20484)).astype(np.float32)
+    one = volumes.write_nifti(rows, tmp_path / "one.nii.gz", threads=1)
+    three = volumes.write_nifti(rows, tmp_path / "three.nii.gz", threads=3)
+    plain = volumes.write_nifti(rows, tmp_path / "plain.nii", threads=3)
+    # Several gzip members that decompress to one NIfTI byte stream.
+    with gzip.open(three, "rb") as fh:
+        assert fh.read() == plain.read_bytes()
+    assert gzip.decompress(one.read_bytes()) == plain.read_bytes()
+    if shutil.which("gzip"):
+        subprocess.run(["gzip", "-t", str(three)], check=True)
+    expected = volumes.surface_to_volume(rows)
+    for path in (one, three, plain):
+        img = nib.load(path)
+        assert img.shape == (99, 117, 95, 19)
+        np.testing.assert_array_equal(np.asarray(img.dataobj), expected)

@@ -288,13 +288,16 @@ def run_volumes(
     gifti_dir: str | Path,
     *,
     smoothing_fwhm_mm: float | None,
+    threads: int = 1,
 ) -> None:
-    """Stage 5: NIfTI (MNI152 2 mm) and GIFTI time series."""
+    """Stage 5: NIfTI (MNI152 2 mm, built and compressed by ``threads`` threads) and GIFTI."""
     from tribe_core.products.volumes import write_gifti, write_nifti
     from tribe_core.segments import read_predictions
 
     result = read_predictions(predictions)
-    write_nifti(result.predictions, Path(nifti_out), smoothing_fwhm_mm=smoothing_fwhm_mm)
+    write_nifti(
+        result.predictions, Path(nifti_out), smoothing_fwhm_mm=smoothing_fwhm_mm, threads=threads
+    )
     write_gifti(result.predictions, Path(gifti_dir))
 
 

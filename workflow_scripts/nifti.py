@@ -11,4 +11,5 @@ run_volumes(
     snakemake.output.nifti,
     Path(snakemake.output.gifti_lh).parent,
     smoothing_fwhm_mm=snakemake.params.smoothing_fwhm_mm,
+    threads=snakemake.threads,
 )
