@@ -289,7 +289,15 @@ def workflow_config(args: argparse.Namespace, models: dict[str, str], sheet: Pat
         "checkpoint": models["tribe"],
         "feature_models": {"text": None, "audio": None, "video": None},
         "transcription": {"device": "cpu", "use_sidecar": True},  # the sidecar is read
-        "features": {"device": args.device, "dtype": args.dtype, "batch_size": args.batch_size},
+        "features": {
+            "device": args.device,
+            "dtype": {
+                "text": args.text_dtype or args.dtype,
+                "audio": args.dtype,
+                "video": args.dtype,
+            },
+            "batch_size": args.batch_size,
+        },
         "predict": {"device": args.device, "precision": args.precision, "batch_size": 8},
         "products": {"atlas_dir": args.atlas_dir, "movie": args.movie},
         "resources": {stage: gpu for stage in GPU_STAGES},
@@ -546,6 +554,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--device", default="cuda" if cuda else "cpu")
     parser.add_argument("--dtype", default="bfloat16" if cuda else "float32")
+    parser.add_argument(
+        "--text-dtype", default="float16" if cuda else None,
+        help="text model dtype (default: --dtype; float16 on CUDA, where bf16 text drifts)",
+    )  # fmt: skip
     parser.add_argument("--precision", default="fp16" if cuda else "fp32")
     parser.add_argument("--batch-size", type=int, default=8, help="feature batch size")
     parser.add_argument(

@@ -8,6 +8,7 @@ from snakemake.utils import validate
 sys.path.insert(0, workflow.basedir)
 
 from tribe_core.events.sidecar import find_sidecar  # noqa: E402
+from tribe_core.features.spec import modality_dtype  # noqa: E402
 from tribe_core.features.store import feature_model_fingerprints  # noqa: E402
 from tribe_core.stimuli import discover_stimuli  # noqa: E402
 

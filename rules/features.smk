@@ -8,7 +8,6 @@
 FEATURE_PARAMS = {
     "checkpoint": config["checkpoint"],
     "device": config["features"].get("device", "cpu"),
-    "dtype": config["features"].get("dtype", "float32"),
     "batch_size": config["features"].get("batch_size", 4),
     "store_dtype": config["features"].get("store_dtype", "float32"),
 }
@@ -35,6 +34,7 @@ rule extract_text_features:
         store=directory(f"{RESULTS}/{{stimulus}}/features/text.zarr"),
     params:
         modality="text",
+        dtype=modality_dtype(config["features"].get("dtype"), "text"),
         model_override=config["feature_models"].get("text"),
         model_hash=MODEL_HASHES["text"],
         **FEATURE_PARAMS,
@@ -61,6 +61,7 @@ rule extract_audio_features:
         store=directory(f"{RESULTS}/{{stimulus}}/features/audio.zarr"),
     params:
         modality="audio",
+        dtype=modality_dtype(config["features"].get("dtype"), "audio"),
         model_override=config["feature_models"].get("audio"),
         model_hash=MODEL_HASHES["audio"],
         **FEATURE_PARAMS,
@@ -89,6 +90,7 @@ rule extract_video_features:
         stimulus=UNSHARDED_VIDEO_STIMULI,
     params:
         modality="video",
+        dtype=modality_dtype(config["features"].get("dtype"), "video"),
         model_override=config["feature_models"].get("video"),
         model_hash=MODEL_HASHES["video"],
         **FEATURE_PARAMS,
@@ -118,6 +120,7 @@ rule extract_video_features_shard:
         shard=r"\d+",
     params:
         n_shards=VIDEO_SHARDS,
+        dtype=modality_dtype(config["features"].get("dtype"), "video"),
         model_override=config["feature_models"].get("video"),
         model_hash=MODEL_HASHES["video"],
         **{k: v for k, v in FEATURE_PARAMS.items() if k != "store_dtype"},

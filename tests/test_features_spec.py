@@ -202,3 +202,16 @@ def test_demo_builders_are_deterministic(tmp_path: Path) -> None:
         n_states, hidden = hidden_state_shape(a)
         assert n_layer_groups(n_states, [0.5, 0.75, 1.0], "group_mean") == 2
         assert n_layer_groups(n_states, 2 / 3, "mean") == 1
+
+
+def test_modality_dtype_one_or_per_modality() -> None:
+    from tribe_core.features.spec import modality_dtype
+
+    assert modality_dtype("bfloat16", "text") == "bfloat16"
+    assert modality_dtype(None, "video") == "float32"
+    per = {"text": "float16", "video": "bfloat16"}
+    assert [modality_dtype(per, m) for m in ("text", "audio", "video")] == [
+        "float16", "float32", "bfloat16",
+    ]  # fmt: skip
+    with pytest.raises(TribeConfigError, match="features.dtype for text: 'fp8'"):
+        modality_dtype({"text": "fp8"}, "text")

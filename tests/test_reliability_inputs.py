@@ -469,3 +469,26 @@ def test_silent_audio_through_whisperx_gives_no_words(
         align_model=str(demo_models / "whisper" / "align"),
     )  # fmt: skip
     assert json.loads(transcript.read_text())["segments"] == []
+
+
+def test_per_modality_dtype_reaches_its_store_only(dry_dir: Path) -> None:
+    """features.dtype {audio: bfloat16}: the audio job computes in bf16, text stays fp32;
+    an unknown modality key fails the schema, naming it."""
+    config = _config(dry_dir)
+    config["features"]["dtype"] = {"audio": "bfloat16", "speech": "float16"}
+    (dry_dir / "bad_dtype.yaml").write_text(yaml.safe_dump(config))
+    proc = _dry_run(dry_dir, "bad_dtype.yaml")
+    assert proc.returncode != 0 and "speech" in proc.stdout + proc.stderr
+    config["features"]["dtype"] = {"audio": "bfloat16"}
+    (dry_dir / "audio_bf16.yaml").write_text(yaml.safe_dump(config))
+    try:
+        snakemake(
+            dry_dir, "--configfile", "audio_bf16.yaml", "--cores", "1",
+            "results/tone/features/audio.zarr", "results/tone/features/text.zarr",
+        )  # fmt: skip
+        audio, audio_attrs = read_feature_store(dry_dir / "results/tone/features/audio.zarr")
+        _, text_attrs = read_feature_store(dry_dir / "results/tone/features/text.zarr")
+        assert audio is not None and audio_attrs["compute_dtype"] == "bfloat16"
+        assert text_attrs["compute_dtype"] == "float32"
+    finally:
+        shutil.rmtree(dry_dir / "results", ignore_errors=True)
