@@ -178,7 +178,8 @@ def test_feature_cache_is_shared_between_projects(
 
 
 def test_mini_layout_runs_end_to_end(tmp_path: Path, demo_models: Path, demo_stimuli: Path) -> None:
-    """The mini variant (Qwen3 text, one hidden state at 2/3 depth, mean) from its checkpoint."""
+    """config/mini.yaml: the mini variant (Qwen3 text, one hidden state at 2/3 depth, mean)
+    from its checkpoint, end to end."""
     require_shared("atlases", "hcp_mmp1_fsaverage")
     from tribe_core.encoder import load_config_yaml
     from tribe_core.io.zarr_store import read_feature_store
@@ -188,7 +189,22 @@ def test_mini_layout_runs_end_to_end(tmp_path: Path, demo_models: Path, demo_sti
     stimuli.mkdir()
     shutil.copy(demo_stimuli / "story.txt", stimuli)
     work = make_workdir(tmp_path / "mini", demo_models, stimuli, checkpoint="tribe_mini")
-    snakemake(work, "--cores", "2", "results/story/predictions.zarr")
+    # config/mini.yaml as shipped, with only the local parts replaced: the tiny mini
+    # checkpoint, the demo speech models and the CPU.
+    demo = yaml.safe_load((work / "test_config.yaml").read_text())
+    local = {
+        "stimuli": "stimuli",
+        "checkpoint": str(demo_models / "tribe_mini"),
+        "transcription": demo["transcription"],
+        "features": {"device": "cpu", "batch_size": 4},
+        "predict": {"device": "cpu"},
+        "products": demo["products"],
+    }
+    (work / "mini_local.yaml").write_text(yaml.safe_dump(local))
+    snakemake(
+        work, "--configfile", "config/mini.yaml", "mini_local.yaml", "--cores", "2",
+        "results/story/predictions.zarr",
+    )  # fmt: skip
     data = load_config_yaml(demo_models / "tribe_mini" / "config.yaml")["data"]
     assert "qwen3" in str(data["text_feature"]).lower()
     text, attrs = read_feature_store(work / "results/story/features/text.zarr")
