@@ -7,7 +7,8 @@
    :mod:`tribe_core.features.bench`, a TRIBE v2 encoder at the released
    dims), ``tiny`` the demo ones (:mod:`tribe_core.demo_models`);
 2. makes the film and its word sidecar (``make_film.py``), which replaces
-   the speech recogniser (transcription is timed on its own elsewhere);
+   the speech recogniser (transcription is timed on its own by
+   ``benchmarks/transcription.py``);
 3. runs the real workflow (``snakemake --cores N --resources gpu=K`` with
    ``gpu_jobs_per_device: K``: up to K model stages share the one GPU, so
    text and audio features run beside video instead of after it; greedy
