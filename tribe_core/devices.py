@@ -16,7 +16,7 @@ job is that device:
 Several jobs may share one GPU (``jobs_per_gpu`` > 1, config key
 ``gpu_jobs_per_device``, with ``--resources gpu=N*jobs_per_gpu``): a GPU then
 has that many lock files (slots), filled across GPUs first, so the feature
-stages of one stimulus (video, text, audio: about 45 GB together at full
+stages of one stimulus (video, text, audio: about 44 GiB together at full
 size) run side by side instead of waiting for each other.
 
 It must run before torch initialises CUDA (any ``torch.cuda`` call); merely
