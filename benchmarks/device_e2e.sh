@@ -3,7 +3,7 @@
 # commands stop after 10 minutes: call it repeatedly (carry .gpu_carry, made by
 # benchmarks/gpu_wheels.sh) until it prints the table. The first call installs the
 # carried wheels and ffmpeg, times the transcription stage (benchmarks/transcription.py,
-# about a minute) and starts benchmarks/end_to_end.py in its own session; every call
+# about a minute) and starts benchmarks/end_to_end.py (movie included) in its own session; every call
 # then waits up to WAIT_S seconds (default 540) and copies what the runs wrote to $OUT.
 #
 #   device run: bash benchmarks/device_e2e.sh          (carry: [".gpu_carry"])
@@ -22,7 +22,7 @@ if [ ! -f /tmp/e2e.started ]; then
   timeout 240 python3 benchmarks/transcription.py --size full --minutes 10 \
     --json /tmp/transcription.json
   setsid nohup python3 benchmarks/end_to_end.py --size full --minutes "${MINUTES:-60}" \
-    --no-movie --gpu-jobs "${GPU_JOBS:-3}" --out /tmp/e2e_out >/tmp/e2e.log 2>&1 </dev/null &
+    --gpu-jobs "${GPU_JOBS:-3}" --out /tmp/e2e_out >/tmp/e2e.log 2>&1 </dev/null &
   echo $! >/tmp/e2e.pid
   cd - >/dev/null || exit 3
 fi

@@ -65,7 +65,7 @@ rule plots:
         f"{RESULTS}/{{stimulus}}/logs/plots.log",
     benchmark:
         f"{RESULTS}/{{stimulus}}/benchmarks/plots.tsv"
-    threads: 1
+    threads: 4 if PRODUCTS.get("movie", False) else 1  # movie frames in parallel
     resources:
         mem_mb=res("plots")["mem_mb"],
         runtime=res("plots")["runtime"],

@@ -92,3 +92,22 @@ def test_movie_gif(tmp_path: Path) -> None:
             gif.seek(i)
             frames.append(np.asarray(gif.convert("RGB")))
     assert not np.array_equal(frames[0], frames[2])  # the map moves between TRs
+
+
+def test_movie_frames_from_worker_processes_equal_one_process(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(plots, "MIN_FRAMES_PER_WORKER", 3)  # 6 frames: two workers
+    preds = smooth_predictions(6)
+    style = {
+        "views": ("lateral",), "cmap": "cold_hot", "threshold": None, "symmetric": True,
+        "tr_start_s": [0.0, 1.0, 2.0, 3.0, 4.0, 5.0], "scale": 0.5, "engine": "raster",
+    }  # fmt: skip
+    one = list(plots._frames(preds, **style, workers=1))
+    with caplog.at_level("INFO", logger=plots.__name__):
+        two = list(plots._frames(preds, **style, workers=2))
+    assert "6 frames drawn by 2 processes" in caplog.text
+    assert len(one) == len(two) == 6
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(a, b)  # same pixels, same order
+    assert not np.array_equal(one[0], one[5])

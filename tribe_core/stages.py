@@ -309,8 +309,10 @@ def run_plots(
     views: list[str],
     cmap: str,
     movie: bool,
+    threads: int = 1,
 ) -> None:
-    """Stage 5: brain maps on fsaverage5 (and optionally a movie)."""
+    """Stage 5: brain maps on fsaverage5 (and optionally a movie, drawn by ``threads``
+    processes)."""
     from tribe_core.io.atomic import atomic_path
     from tribe_core.products.plots import make_movie, plot_brain_maps
     from tribe_core.products.rois import align_trs
@@ -330,7 +332,9 @@ def run_plots(
             tr_start_s=tr_start_s,
         )
         if movie:
-            make_movie(result.predictions, tmp / "movie.mp4", tr_start_s=tr_start_s)
+            make_movie(
+                result.predictions, tmp / "movie.mp4", tr_start_s=tr_start_s, workers=threads
+            )
 
 
 def run_report(

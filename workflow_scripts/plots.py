@@ -12,4 +12,5 @@ run_plots(
     views=list(p.views),
     cmap=p.cmap,
     movie=p.movie,
+    threads=snakemake.threads,
 )

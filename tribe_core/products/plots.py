@@ -9,11 +9,13 @@ when ffmpeg is missing or fails.
 from __future__ import annotations
 
 import functools
+import logging
 import shutil
 import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -475,6 +477,55 @@ def _grab(fig: plt.Figure) -> np.ndarray:
     return np.ascontiguousarray(rgb[:h, :w])
 
 
+class _RasterMovie:
+    """One raster figure whose panel pixels and time label change from frame to frame."""
+
+    def __init__(
+        self,
+        first: np.ndarray,
+        first_label: str,
+        panels: Sequence[tuple[str, str]],
+        *,
+        cmap: str,
+        vmin: float,
+        vmax: float,
+        threshold: float | None,
+        scale: float,
+    ) -> None:
+        self.style = {"vmin": vmin, "vmax": vmax, "threshold": threshold, "scale": scale}
+        self.canvas = _raster_figure(
+            first[None], [first_label], panels, cmap=cmap, wrap=None, title=None,
+            colorbar_label="predicted response", **self.style,
+        )  # fmt: skip
+        self.lut = _colormap(cmap)(np.linspace(0.0, 1.0, 256)).astype(np.float32)
+
+    def frame(self, values: np.ndarray, label: str) -> np.ndarray:
+        """``[H, W, 3]`` uint8 frame of one map (only pixels and label change)."""
+        cells = self.canvas.cells[0]
+        for artist, (hemi, view) in zip(self.canvas.images[0], cells, strict=True):
+            artist.set_data(_raster_panel(values, hemi, view, lut=self.lut, **self.style))
+        self.canvas.labels[0].set_text(label)
+        return _grab(self.canvas.figure)
+
+    def close(self) -> None:
+        plt.close(self.canvas.figure)
+
+
+log = logging.getLogger(__name__)
+_WORKER_MOVIE: dict[str, _RasterMovie] = {}
+#: Frames a movie needs per drawing process before more than one is started.
+MIN_FRAMES_PER_WORKER = 25
+
+
+def _init_movie_worker(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Pool initialiser: each worker process lays out its own figure once."""
+    _WORKER_MOVIE["movie"] = _RasterMovie(*args, **kwargs)
+
+
+def _movie_worker_frame(item: tuple[np.ndarray, str]) -> np.ndarray:
+    return _WORKER_MOVIE["movie"].frame(*item)
+
+
 def _frames(
     preds: np.ndarray,
     *,
@@ -485,8 +536,15 @@ def _frames(
     tr_start_s: Sequence[float] | None,
     scale: float,
     engine: str,
+    workers: int = 1,
 ) -> Iterator[np.ndarray]:
-    """Yield ``[H, W, 3]`` uint8 frames, one per TR, on a fixed colour scale."""
+    """Yield ``[H, W, 3]`` uint8 frames, one per TR, on a fixed colour scale.
+
+    With the raster engine and ``workers`` > 1, frames are drawn by up to that
+    many processes (each with its own figure; at most one per
+    ``MIN_FRAMES_PER_WORKER`` frames) and yielded in TR order; every frame
+    equals the one a single process draws.
+    """
     vmin, vmax = color_limits(preds, symmetric=symmetric)
     panels = _panels(_check_views(views), HEMIS)
 
@@ -494,22 +552,27 @@ def _frames(
         return f"{float(tr_start_s[t]):.1f} s" if tr_start_s is not None else f"TR {t}"
 
     if engine == "raster":
+        args = (np.asarray(preds[0]), when(0), panels)
+        kwargs = {"cmap": cmap, "vmin": vmin, "vmax": vmax, "threshold": threshold,
+                  "scale": scale}  # fmt: skip
+        # A worker costs seconds to start (imports, mesh rasters): short movies stay serial.
+        workers = min(workers, len(preds) // MIN_FRAMES_PER_WORKER)
+        if workers > 1:
+            import multiprocessing
+
+            log.info("movie: %d frames drawn by %d processes", len(preds), workers)
+            context = multiprocessing.get_context("spawn")  # no fork of a threaded process
+            items = ((np.asarray(preds[t]), when(t)) for t in range(len(preds)))
+            with context.Pool(workers, _init_movie_worker, (args, kwargs)) as pool:
+                yield from pool.imap(_movie_worker_frame, items, chunksize=4)
+            return
         # One figure; each frame only swaps the panel pixels and the time label.
-        style = {"vmin": vmin, "vmax": vmax, "threshold": threshold, "scale": scale}
-        canvas = _raster_figure(
-            preds[:1], [when(0)], panels, cmap=cmap, wrap=None, title=None,
-            colorbar_label="predicted response", **style,
-        )  # fmt: skip
-        lut = _colormap(cmap)(np.linspace(0.0, 1.0, 256)).astype(np.float32)
+        movie = _RasterMovie(*args, **kwargs)
         try:
             for t, values in enumerate(preds):
-                if t:
-                    for artist, (hemi, view) in zip(canvas.images[0], canvas.cells[0], strict=True):
-                        artist.set_data(_raster_panel(values, hemi, view, lut=lut, **style))
-                    canvas.labels[0].set_text(when(t))
-                yield _grab(canvas.figure)
+                yield movie.frame(values, when(t))
         finally:
-            plt.close(canvas.figure)
+            movie.close()
         return
     for t, values in enumerate(preds):
         fig = render_maps(
@@ -567,6 +630,7 @@ def make_movie(
     tr_start_s: Sequence[float] | None = None,
     scale: float = 0.8,
     engine: str = "raster",
+    workers: int = 1,
 ) -> Path:
     """Render one frame per TR and write a movie.
 
@@ -581,6 +645,8 @@ def make_movie(
         Frames (TRs) per second.
     scale, engine
         Panel size and renderer (see :func:`render_maps`).
+    workers
+        Processes drawing frames (raster engine; frames identical to one process's).
 
     Returns
     -------
@@ -599,6 +665,7 @@ def make_movie(
         "tr_start_s": tr_start_s,
         "scale": scale,
         "engine": engine,
+        "workers": workers,
     }
     if out_path.suffix.lower() == ".gif":
         with atomic_path(out_path) as tmp:
