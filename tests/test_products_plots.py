@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import REPO
 from tribe_core.errors import TribeInputError
 from tribe_core.products import plots
 from tribe_core.products.meshes import load_fsaverage5
@@ -111,3 +113,28 @@ def test_movie_frames_from_worker_processes_equal_one_process(
     for a, b in zip(one, two, strict=True):
         np.testing.assert_array_equal(a, b)  # same pixels, same order
     assert not np.array_equal(one[0], one[5])
+
+
+@pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffprobe is not installed")
+def test_parallel_movie_from_a_script_without_main_guard(tmp_path: Path) -> None:
+    """As Snakemake runs a stage: a plain script (no ``if __name__ == "__main__"``)."""
+    out = tmp_path / "movie.mp4"
+    script = tmp_path / "stage.py"
+    script.write_text(
+        "import numpy as np\n"
+        "from tribe_core.products import plots\n"
+        "rows = np.random.default_rng(0).standard_normal((52, 20484)).astype(np.float32)\n"
+        f"plots.make_movie(rows, {str(out)!r}, views=('lateral',), scale=0.4, workers=2)\n"
+        "print('done', flush=True)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=REPO
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("done") == 1  # the stage ran once, not again in each worker
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+         "-show_entries", "stream=nb_read_frames", "-of", "json", str(out)],
+        capture_output=True, check=True, text=True,
+    )  # fmt: skip
+    assert int(json.loads(probe.stdout)["streams"][0]["nb_read_frames"]) == 52

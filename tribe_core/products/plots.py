@@ -541,7 +541,7 @@ def _frames(
     """Yield ``[H, W, 3]`` uint8 frames, one per TR, on a fixed colour scale.
 
     With the raster engine and ``workers`` > 1, frames are drawn by up to that
-    many processes (each with its own figure; at most one per
+    many forked processes (each with its own figure; at most one per
     ``MIN_FRAMES_PER_WORKER`` frames) and yielded in TR order; every frame
     equals the one a single process draws.
     """
@@ -561,7 +561,9 @@ def _frames(
             import multiprocessing
 
             log.info("movie: %d frames drawn by %d processes", len(preds), workers)
-            context = multiprocessing.get_context("spawn")  # no fork of a threaded process
+            # fork, not spawn: spawn re-runs the parent's __main__ in every worker, and a
+            # Snakemake script has no main guard (it would run the whole stage again).
+            context = multiprocessing.get_context("fork")
             items = ((np.asarray(preds[t]), when(t)) for t in range(len(preds)))
             with context.Pool(workers, _init_movie_worker, (args, kwargs)) as pool:
                 yield from pool.imap(_movie_worker_frame, items, chunksize=4)
