@@ -6,9 +6,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
 
 
+@pytest.mark.slow
 def test_tiny_transcription_bench_decodes_exactly_the_bound(tmp_path) -> None:  # noqa: ANN001
     out = tmp_path / "tr.json"
     proc = subprocess.run(
