@@ -11,6 +11,8 @@ FEATURE_PARAMS = {
     "batch_size": config["features"].get("batch_size", 4),
     "store_dtype": config["features"].get("store_dtype", "float32"),
 }
+# Compute dtype per modality (features.dtype: one dtype, or one per modality).
+FEATURE_DTYPES = {m: modality_dtype(config["features"].get("dtype"), m) for m in MODALITIES}
 # Contents of local model directories (config, tokenizer, weight sizes): a model
 # replaced in place at the same path reruns its feature jobs.
 MODEL_HASHES = feature_model_fingerprints(config["checkpoint"], config["feature_models"])
@@ -34,7 +36,7 @@ rule extract_text_features:
         store=directory(f"{RESULTS}/{{stimulus}}/features/text.zarr"),
     params:
         modality="text",
-        dtype=modality_dtype(config["features"].get("dtype"), "text"),
+        dtype=FEATURE_DTYPES["text"],
         model_override=config["feature_models"].get("text"),
         model_hash=MODEL_HASHES["text"],
         **FEATURE_PARAMS,
@@ -61,7 +63,7 @@ rule extract_audio_features:
         store=directory(f"{RESULTS}/{{stimulus}}/features/audio.zarr"),
     params:
         modality="audio",
-        dtype=modality_dtype(config["features"].get("dtype"), "audio"),
+        dtype=FEATURE_DTYPES["audio"],
         model_override=config["feature_models"].get("audio"),
         model_hash=MODEL_HASHES["audio"],
         **FEATURE_PARAMS,
@@ -90,7 +92,7 @@ rule extract_video_features:
         stimulus=UNSHARDED_VIDEO_STIMULI,
     params:
         modality="video",
-        dtype=modality_dtype(config["features"].get("dtype"), "video"),
+        dtype=FEATURE_DTYPES["video"],
         model_override=config["feature_models"].get("video"),
         model_hash=MODEL_HASHES["video"],
         **FEATURE_PARAMS,
@@ -120,7 +122,7 @@ rule extract_video_features_shard:
         shard=r"\d+",
     params:
         n_shards=VIDEO_SHARDS,
-        dtype=modality_dtype(config["features"].get("dtype"), "video"),
+        dtype=FEATURE_DTYPES["video"],
         model_override=config["feature_models"].get("video"),
         model_hash=MODEL_HASHES["video"],
         **{k: v for k, v in FEATURE_PARAMS.items() if k != "store_dtype"},

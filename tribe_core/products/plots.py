@@ -37,6 +37,8 @@ from tribe_core.products.meshes import (  # noqa: E402
 )
 from tribe_core.products.render import render_panel  # noqa: E402
 
+log = logging.getLogger(__name__)
+
 VIEWS = ("lateral", "medial", "dorsal", "ventral", "anterior", "posterior")
 HEMIS = ("left", "right")
 _PANEL_IN = (2.4, 1.9)
@@ -511,7 +513,6 @@ class _RasterMovie:
         plt.close(self.canvas.figure)
 
 
-log = logging.getLogger(__name__)
 _WORKER_MOVIE: dict[str, _RasterMovie] = {}
 #: Frames a movie needs per drawing process before more than one is started.
 MIN_FRAMES_PER_WORKER = 25

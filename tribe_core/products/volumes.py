@@ -174,6 +174,8 @@ class _VolumeMaker:
         self.shape, affine = mni152_grid()
         voxels, self.vertex = ribbon_map()
         self.index = tuple(voxels.T)
+        # Ribbon voxels as offsets in a Fortran-ordered volume (the NIfTI data order).
+        self.flat_f = np.ravel_multi_index(self.index, self.shape, order="F")
         self.sigma = None
         if smoothing_fwhm_mm:
             if smoothing_fwhm_mm < 0:
@@ -202,9 +204,8 @@ class _VolumeMaker:
         if self.sigma is not None:
             return b"".join(self.volume(row).tobytes(order="F") for row in rows)
         # Unsmoothed: scatter straight into Fortran-ordered flat volumes (no transposes).
-        flat = np.ravel_multi_index(self.index, self.shape, order="F")
         out = np.zeros((len(rows), int(np.prod(self.shape))), dtype=np.float32)
-        out[:, flat] = np.asarray(rows, dtype=np.float32)[:, self.vertex]
+        out[:, self.flat_f] = np.asarray(rows, dtype=np.float32)[:, self.vertex]
         return out.tobytes()
 
 
@@ -224,11 +225,12 @@ def _gzip_member(data: bytes) -> bytes:
 def _ordered_parallel(fn: Callable[[int], bytes], n_items: int, threads: int) -> Iterator[bytes]:
     """``fn(0), fn(1), ...`` computed by ``threads`` threads, yielded in order, at most
     ``2 * threads`` results held at once."""
-    with ThreadPoolExecutor(max(1, threads)) as pool:
+    threads = max(1, threads)
+    with ThreadPoolExecutor(threads) as pool:
         pending: deque[Future[bytes]] = deque()
         for i in range(n_items):
             pending.append(pool.submit(fn, i))
-            if len(pending) >= 2 * max(1, threads):
+            if len(pending) >= 2 * threads:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
