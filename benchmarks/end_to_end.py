@@ -298,6 +298,7 @@ def workflow_config(args: argparse.Namespace, models: dict[str, str], sheet: Pat
                 "video": args.dtype,
             },
             "batch_size": args.batch_size,
+            "text_context_stride": args.text_context_stride,
         },
         "predict": {"device": args.device, "precision": args.precision, "batch_size": 8},
         "products": {"atlas_dir": args.atlas_dir, "movie": args.movie},
@@ -558,6 +559,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--text-dtype", default="float16" if cuda else None,
         help="text model dtype (default: --dtype; float16 on CUDA, where bf16 text drifts)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--text-context-stride", type=int, default=1,
+        help="features.text_context_stride (1: the reference's outputs)",
     )  # fmt: skip
     parser.add_argument("--precision", default="fp16" if cuda else "fp32")
     parser.add_argument("--batch-size", type=int, default=8, help="feature batch size")

@@ -37,6 +37,7 @@ rule extract_text_features:
     params:
         modality="text",
         dtype=FEATURE_DTYPES["text"],
+        context_stride=config["features"].get("text_context_stride", 1),
         model_override=config["feature_models"].get("text"),
         model_hash=MODEL_HASHES["text"],
         **FEATURE_PARAMS,

@@ -188,3 +188,99 @@ def test_word_shards_sum_to_whole(models: dict[str, Path]) -> None:
     assert not np.allclose(parts[0], whole) and not np.allclose(parts[1], whole)
     np.testing.assert_allclose(parts[0] + parts[1], whole, rtol=1e-4, atol=1e-5)
     assert extract_text_features(words, spec, DURATION_S, word_slice=slice(100, None)) is None
+
+
+def _sliding(words: list[str], window: int) -> list[str]:
+    return [" ".join(words[max(0, i - window + 1) : i + 1]) for i in range(len(words))]
+
+
+def test_context_stride_reads_words_in_a_later_context(models: dict[str, Path]) -> None:
+    """Stride S: a word is read in the context of a word at most S - 1 later, fewer forwards."""
+    from tribe_core.features.text import _planned_rows, word_vectors
+
+    stride, window = 4, 20
+    spec = FeatureSpec("text", str(models["llama"]), batch_size=3, context_stride=stride)
+    model, tokenizer = load_text_model(spec)
+    words = (" ".join(SENTENCES) + " " + " ".join(reversed(SENTENCES))).split() * 2
+    words = [w.strip(",.!?") for w in words]
+    contexts = _sliding(words, window)
+    exact_rows = list(_planned_rows(tokenizer, words, contexts, dataclasses.replace(
+        spec, context_stride=1), share=True))  # fmt: skip
+    rows = list(_planned_rows(tokenizer, words, contexts, spec, share=True))
+    assert len(exact_rows) == len(words) - window + 1  # one growing group, then one per word
+    assert len(rows) <= 1 + -(-(len(words) - window) // stride) + 1
+    assert sorted(i for _, members in rows for i, _, _ in members) == list(range(len(words)))
+
+    strided = word_vectors(model, tokenizer, words, contexts, spec)
+    exact = word_vectors(model, tokenizer, words, contexts, spec, share_contexts=False)
+    np.testing.assert_allclose(strided[:window], exact[:window], rtol=1e-4, atol=1e-5)
+    dropped_counts = []
+    for i in range(window, len(words)):
+        # the same word with 0..S-1 of its earliest context words dropped
+        candidates = [" ".join(words[i - window + 1 + d : i + 1]) for d in range(stride)]
+        options = word_vectors(model, tokenizer, [words[i]] * stride, candidates, spec, False)
+        errors = np.abs(options - strided[i]).reshape(stride, -1).max(axis=1)
+        assert errors.min() < 1e-4, (i, errors)
+        dropped_counts.append(int(errors.argmin()))
+    assert max(dropped_counts) > 0  # some words were read in a later context
+    assert not np.allclose(strided, exact, atol=1e-5)
+
+
+def test_context_stride_keeps_own_forward_for_words_it_cannot_place(
+    models: dict[str, Path],
+) -> None:
+    """A word whose context is not a window of the same text gets its own (exact) forward."""
+    from tribe_core.features.text import word_vectors
+
+    spec = FeatureSpec("text", str(models["llama"]), batch_size=2, context_stride=8)
+    model, tokenizer = load_text_model(spec)
+    words = [w.strip(",.!?") for w in " ".join(SENTENCES * 3).split()]
+    contexts = _sliding(words, 16)
+    odd = 20
+    contexts[odd] = "an unrelated preamble that no other context contains " + words[odd]
+    strided = word_vectors(model, tokenizer, words, contexts, spec)
+    exact = word_vectors(model, tokenizer, words, contexts, spec, share_contexts=False)
+    np.testing.assert_allclose(strided[odd], exact[odd], rtol=1e-4, atol=1e-5)
+    assert strided.shape == exact.shape
+
+
+def test_context_stride_is_validated_and_recorded(models: dict[str, Path]) -> None:
+    from tribe_core.features import feature_store_attrs
+
+    with pytest.raises(TribeConfigError, match="context_stride"):
+        FeatureSpec("text", str(models["llama"]), context_stride=0)
+    plain = FeatureSpec("text", str(models["llama"]))
+    assert "context_stride" not in feature_store_attrs(plain, 10.0)
+    strided = dataclasses.replace(plain, context_stride=16)
+    assert feature_store_attrs(strided, 10.0)["context_stride"] == 16
+
+
+def test_bf16_weights_loaded_as_float16_equal_transformers_own_cast(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    """Read as stored, cast after the move: same parameters and states as casting on load."""
+    import shutil
+
+    import torch
+    from transformers import AutoModel
+
+    from tribe_core.features._hf import _load_dtype, load_model
+
+    stored = tmp_path / "bf16"
+    AutoModel.from_pretrained(models["llama"]).to(torch.bfloat16).save_pretrained(stored)
+    for f in models["llama"].iterdir():
+        if "token" in f.name:
+            shutil.copy(f, stored)
+    spec = FeatureSpec("text", str(stored), dtype="float16")
+    assert _load_dtype(spec) == torch.bfloat16
+    assert _load_dtype(dataclasses.replace(spec, dtype="bfloat16")) == torch.bfloat16
+    assert _load_dtype(dataclasses.replace(spec, dtype="float32")) == torch.float32
+    ours = load_model(spec)
+    theirs = AutoModel.from_pretrained(stored, dtype=torch.float16).eval()
+    assert {p.dtype for p in ours.parameters()} == {torch.float16}
+    ids = torch.randint(0, 100, (2, 24))
+    with torch.no_grad():
+        a = ours(input_ids=ids, output_hidden_states=True).hidden_states
+        b = theirs(input_ids=ids, output_hidden_states=True).hidden_states
+    for x, y in zip(a, b, strict=True):
+        assert torch.equal(x, y)

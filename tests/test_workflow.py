@@ -129,6 +129,27 @@ def test_changing_the_model_reruns_features_and_predictions_only(finished_run: P
         assert not (planned.get(rule, set()) & untouched), rule
 
 
+def test_text_context_stride_reruns_text_features_and_is_recorded(finished_run: Path) -> None:
+    from tribe_core.io.zarr_store import read_feature_store
+
+    config_path = finished_run / "test_config.yaml"
+    original = config_path.read_text()
+    config = yaml.safe_load(original)
+    config.setdefault("features", {})["text_context_stride"] = 4
+    config_path.write_text(yaml.safe_dump(config))
+    target = "results/story/features/text.zarr"
+    try:
+        planned = planned_jobs(finished_run)
+        assert planned["extract_text_features"] >= {"story", "speech_video"}
+        for rule in ("extract_audio_features", "extract_video_features", "transcribe"):
+            assert not (planned.get(rule, set()) & {"story", "speech_video"}), rule
+        snakemake(finished_run, "--cores", "2", target)
+        _, attrs = read_feature_store(finished_run / target)
+        assert attrs["context_stride"] == 4
+    finally:
+        config_path.write_text(original)
+
+
 def test_bad_stimulus_folder_fails_before_any_job(workflow_dir: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad"
     bad.mkdir()

@@ -131,10 +131,12 @@ def run_extract_features(
     batch_size: int,
     store_dtype: str = "float32",
     stimulus: str | None = None,
+    context_stride: int = 1,
 ) -> None:
     """Stage 3: one modality's features ``[L, D, T]`` into a Zarr store.
 
-    ``source`` is ``events.tsv`` (text), ``audio.wav`` (audio) or the video file.
+    ``source`` is ``events.tsv`` (text), ``audio.wav`` (audio) or the video file;
+    ``context_stride`` is the text setting ``features.text_context_stride``.
     A stimulus without that modality (no audio stream, no words) gets an
     absent-modality store, which the encoder zero-fills.
     """
@@ -143,7 +145,10 @@ def run_extract_features(
     from tribe_core.io.zarr_store import open_feature_store
 
     info = _read_media(media)
-    spec = _feature_spec(modality, checkpoint, model_override, device, dtype, batch_size, stimulus)
+    spec = _feature_spec(
+        modality, checkpoint, model_override, device, dtype, batch_size, stimulus,
+        extra={"context_stride": context_stride} if modality == "text" else None,
+    )  # fmt: skip
     attrs = feat.feature_store_attrs(spec, info.duration_s)
     n_steps = n_feature_steps(info.duration_s, spec.frequency_hz)
     # Blocks go to disk as they come: memory holds one window or chunk, never the grid.
@@ -377,12 +382,14 @@ def _feature_spec(
     dtype: str,
     batch_size: int,
     stimulus: str | None,
+    extra: dict[str, Any] | None = None,
 ):  # noqa: ANN202
     """The checkpoint's :class:`FeatureSpec` of ``modality`` with the run's overrides."""
     from tribe_core import features as feat
 
     config, build_args = checkpoint_meta(checkpoint)
     overrides = {modality: {"device": device, "dtype": dtype, "batch_size": batch_size}}
+    overrides[modality].update(extra or {})
     if model_override:
         overrides[modality]["model"] = model_override
     specs = feat.feature_specs_from_config(config, build_args["feature_dims"], overrides)

@@ -19,5 +19,6 @@ run_extract_features(
     dtype=p.dtype,
     batch_size=p.batch_size,
     store_dtype=p.store_dtype,
+    context_stride=p.get("context_stride", 1),
     stimulus=snakemake.wildcards.stimulus,
 )

@@ -53,20 +53,47 @@ def hidden_state_shape(model_dir: str | Path, revision: str | None = None) -> tu
         ) from exc
 
 
+def _stored_dtype(model: str, revision: str | None) -> torch.dtype | None:
+    """The dtype the checkpoint's weights are saved in, as its config says (if it says)."""
+    config = load_config(model, revision)
+    stored = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    if isinstance(stored, str):
+        stored = getattr(torch, stored, None)
+    return stored if isinstance(stored, torch.dtype) else None
+
+
+def _load_dtype(spec: FeatureSpec) -> torch.dtype:
+    """Dtype to read the weights in: the stored one when both are 16-bit but differ.
+
+    Converting bf16 weights to fp16 while loading holds both copies in host
+    memory (12 GB for a 3B text model); reading them as stored and casting the
+    parameters after the move to the device holds one. The cast is the same
+    element-wise rounding either way.
+    """
+    target = TORCH_DTYPES[spec.dtype]
+    half = (torch.float16, torch.bfloat16)
+    stored = _stored_dtype(spec.model, spec.revision) if target in half else None
+    return stored if stored in half and stored != target else target
+
+
 def load_model(spec: FeatureSpec, model_class: Any | None = None) -> torch.nn.Module:
     """Load ``spec.model`` in ``spec.dtype`` on ``spec.device``, in eval mode."""
     from transformers import AutoModel
 
     cls = model_class or AutoModel
+    load_dtype = _load_dtype(spec)
     try:
-        model = cls.from_pretrained(
-            spec.model, dtype=TORCH_DTYPES[spec.dtype], **_pretrained_kwargs(spec)
-        )
+        model = cls.from_pretrained(spec.model, dtype=load_dtype, **_pretrained_kwargs(spec))
     except (OSError, ValueError) as exc:
         raise TribeConfigError(
             f"{spec.modality}: cannot load feature model {spec.model!r} ({exc})"
         ) from exc
     model.to(spec.device)
+    target = TORCH_DTYPES[spec.dtype]
+    if load_dtype != target:  # parameters only, one at a time, on the device
+        for param in model.parameters():
+            if param.dtype == load_dtype:
+                param.data = param.data.to(target)
     model.eval()
     return model
 

@@ -234,7 +234,10 @@ def _paths(modality: str, stim: dict[str, Any], args: argparse.Namespace) -> tup
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Time every modality; print and return the figures."""
-    results: dict[str, Any] = {"size": args.size, "device": args.device, "dtype": args.dtype}
+    results: dict[str, Any] = {
+        "size": args.size, "device": args.device, "dtype": args.dtype,
+        "text_context_stride": args.text_context_stride,
+    }  # fmt: skip
     layers = {"layers": (0.5, 0.75, 1.0), "layer_aggregation": "group_mean"}
     with tempfile.TemporaryDirectory(prefix="tribe-bench-") as tmp:
         stim = make_stimulus(Path(tmp), args.seconds, args.video_size, args.text_history)
@@ -244,10 +247,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for modality in args.modalities:
             fast = FeatureSpec(
                 modality, "random", device=args.device, dtype=args.dtype,
-                batch_size=args.batch_size, **layers,
+                batch_size=args.batch_size,
+                context_stride=args.text_context_stride if modality == "text" else 1, **layers,
             )  # fmt: skip
             ref = dataclasses.replace(
-                fast, dtype="float32", batch_size=4 if modality == "text" else 1
+                fast, dtype="float32", batch_size=4 if modality == "text" else 1, context_stride=1
             )
             build, ours_fn, ref_fn = _paths(modality, stim, args)
             _, warm_ours, warm_ref = _paths(modality, warm, args)
@@ -306,6 +310,10 @@ def main() -> None:
     parser.add_argument(
         "--text-history", type=int, default=0,
         help="earlier words opening each context (1024+: the sliding-window regime)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--text-context-stride", type=int, default=1,
+        help="words per forward once the window slides (1: exact; see FeatureSpec)",
     )  # fmt: skip
     parser.add_argument("--no-warmup", dest="warmup", action="store_false")
     parser.add_argument("--json", type=Path, help="also write the results here")

@@ -78,6 +78,11 @@ class FeatureSpec:
         Hub revision (commit) for hub ids; recorded in the store attrs.
     contextualized, norm_audio
         Text: encode the word in its context; audio: z-score the waveform.
+    context_stride
+        Text: words per forward once the context window slides (1: one
+        forward per word, the reference's outputs; S > 1 reads S consecutive
+        words in the last one's context, each seeing 1024 - S + 1 to 1024
+        preceding words; see :mod:`tribe_core.features.text`).
     segment_s
         Text: bin words in windows of this length as the reference's
         inference segments do (``data.duration_trs`` TRs of
@@ -104,6 +109,7 @@ class FeatureSpec:
     revision: str | None = None
     contextualized: bool = True
     norm_audio: bool = True
+    context_stride: int = 1
     segment_s: float | None = None
     expected_dims: tuple[int, int] | None = None
 
@@ -127,6 +133,11 @@ class FeatureSpec:
             raise TribeConfigError(
                 f"{self.modality}: token_aggregation {self.token_aggregation!r} is not supported "
                 "(the released and mini checkpoints use 'mean')"
+            )
+        if not isinstance(self.context_stride, int) or self.context_stride < 1:
+            raise TribeConfigError(
+                f"{self.modality}: context_stride must be an integer >= 1, "
+                f"got {self.context_stride!r}"
             )
         if self.batch_size < 1 or self.n_frames < 1 or self.frequency_hz <= 0:
             raise TribeConfigError(f"{self.modality}: batch_size, n_frames, frequency must be > 0")

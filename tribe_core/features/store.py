@@ -68,6 +68,8 @@ def feature_store_attrs(spec: FeatureSpec, duration_s: float) -> dict[str, Any]:
     if spec.modality == "text":
         attrs["contextualized"] = spec.contextualized
         attrs["segment_s"] = spec.segment_s
+        if spec.context_stride != 1:  # absent = 1, so stores made before it stay valid
+            attrs["context_stride"] = spec.context_stride
     if spec.modality == "audio":
         attrs["norm_audio"] = spec.norm_audio
     return json.loads(json.dumps(attrs))

@@ -25,6 +25,13 @@ only on the tokens up to it, so consecutive words whose context token
 sequences are prefixes of a later word's (every word of the first 1024, as
 contexts grow until the 1024-word window slides) are read off one forward
 over that later context instead of one forward each.
+
+Faster, documented approximation (``spec.context_stride`` S > 1, off by
+default): once the window slides, each forward serves up to S consecutive
+words, every one read inside the context of the group's last word, so a word
+sees between ``1024 - S + 1`` and 1024 preceding words instead of exactly 1024
+(:func:`context_shift` finds and checks the word's tokens in that context; a
+word whose tokens cannot be matched gets its own forward).
 """
 
 from __future__ import annotations
@@ -138,6 +145,62 @@ def plan_shared_contexts(token_ids: Sequence[Sequence[int]]) -> list[list[int]]:
     return groups
 
 
+# Tokens at the start of a later context that may differ from the same words
+# inside an earlier context (the first word loses its leading space, a
+# sentence start is capitalised): never used to place a word.
+_CONTEXT_HEAD_TOKENS = 8
+# How far (in tokens) the measured shift may lie from the one expected from
+# the words' own token counts.
+_SHIFT_TOLERANCE = 2
+
+
+def context_shift(
+    earlier: Sequence[int], later: Sequence[int], expected: int, head: int = _CONTEXT_HEAD_TOKENS
+) -> int | None:
+    """Token shift ``d`` with ``earlier[t + d] == later[t]`` for every ``t >= head`` they share.
+
+    ``earlier`` is a word's context, ``later`` the context of a later word,
+    which starts some words further on; ``expected`` is the shift implied by
+    token counts. The shift nearest ``expected`` (within a small tolerance)
+    whose whole overlap matches is returned (the nearest, so that text that
+    repeats itself cannot place a word at another occurrence), else ``None``.
+    """
+    for d in sorted(
+        range(expected - _SHIFT_TOLERANCE, expected + _SHIFT_TOLERANCE + 1),
+        key=lambda x: abs(x - expected),
+    ):
+        stop = len(earlier) - d  # end of the overlap in ``later``
+        if d < 0 or stop <= head or stop > len(later):
+            continue
+        if list(earlier[head + d :]) == list(later[head:stop]):
+            return d
+    return None
+
+
+def _merge_window(
+    rows: list[tuple[list[int], list[tuple[int, int, int]]]],
+) -> list[tuple[list[int], list[tuple[int, int, int]]]]:
+    """Read the members of ``rows`` off the last row's forward where their tokens match.
+
+    Rows whose tokens cannot be placed keep their own forward. Member stops
+    are moved into the last row's token positions.
+    """
+    head_ids, head_members = rows[-1]
+    own: list[tuple[list[int], list[tuple[int, int, int]]]] = []
+    moved: list[tuple[int, int, int]] = []
+    counts = [sum(max(1, n) for _, _, n in members) for _, members in rows]
+    for r, (ids, members) in enumerate(rows[:-1]):
+        n_after = sum(counts[r + 1 :])  # tokens of the later words, at the head's end
+        expected = len(ids) - (len(head_ids) - n_after)
+        shift = context_shift(ids, head_ids, expected)
+        placed = [(i, stop - shift, n) for i, stop, n in members] if shift is not None else []
+        if placed and all(stop - max(1, n) >= _CONTEXT_HEAD_TOKENS for _, stop, n in placed):
+            moved.extend(placed)
+        else:
+            own.append((ids, members))
+    return [*own, (head_ids, moved + head_members)]
+
+
 def _word_spans(
     tokenizer: Any, words: Sequence[str], contexts: Sequence[str], contextualized: bool
 ) -> tuple[list[list[int]], list[int]]:
@@ -156,7 +219,7 @@ def _word_spans(
     return ids, [len(x) - n for x, n in zip(ids, n_prefix, strict=True)]
 
 
-def _planned_rows(
+def _exact_rows(
     tokenizer: Any,
     words: Sequence[str],
     contexts: Sequence[str],
@@ -164,7 +227,7 @@ def _planned_rows(
     share: bool,
     block: int = 256,
 ) -> Iterator[tuple[list[int], list[tuple[int, int, int]]]]:
-    """Yield forward rows: ``(token ids, [(word index, stop, n_target), ...])``.
+    """Yield forward rows: ``(token ids, [(word index, stop, n_target), ...])``, exact.
 
     Contexts are tokenised ``block`` words at a time and a row is yielded as
     soon as its group closes, so only the open group's ids are held.
@@ -190,6 +253,33 @@ def _planned_rows(
             members.append((first + offset, len(seq), n))
     if row_ids is not None:
         yield row_ids, members
+
+
+def _planned_rows(
+    tokenizer: Any,
+    words: Sequence[str],
+    contexts: Sequence[str],
+    spec: FeatureSpec,
+    share: bool,
+) -> Iterator[tuple[list[int], list[tuple[int, int, int]]]]:
+    """The forward rows: exact ones, merged ``spec.context_stride`` words at a time if > 1.
+
+    Merged windows may yield a row of earlier words after the row that reads
+    later ones (a word whose tokens could not be placed keeps its own row).
+    """
+    rows = _exact_rows(tokenizer, words, contexts, spec, share)
+    stride = spec.context_stride if share else 1
+    if stride <= 1:
+        yield from rows
+        return
+    window: list[tuple[list[int], list[tuple[int, int, int]]]] = []
+    for row in rows:
+        if window and row[1][-1][0] - window[0][1][-1][0] >= stride:
+            yield from _merge_window(window)
+            window = []
+        window.append(row)
+    if window:
+        yield from _merge_window(window)
 
 
 @torch.no_grad()
@@ -219,6 +309,8 @@ def iter_word_vectors(
     pad_id = tokenizer.pad_token_id
     device = torch.device(spec.device)
     rows = _planned_rows(tokenizer, words, contexts, spec, share_contexts)
+    pending: dict[int, np.ndarray] = {}  # merged windows may finish a later word first
+    next_word = 0
     while batch := list(itertools.islice(rows, spec.batch_size)):
         width = max(len(ids) for ids, _ in batch)
         input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
@@ -253,7 +345,12 @@ def iter_word_vectors(
                     raise TribeInputError(
                         f"text model {spec.model!r} produced NaN for word {words[i]!r}"
                     )
-                yield i, vector
+                pending[i] = vector
+        while next_word in pending:
+            yield next_word, pending.pop(next_word)
+            next_word += 1
+    if pending:
+        raise RuntimeError(f"words {sorted(pending)[:5]}... were encoded but not released")
 
 
 def word_vectors(
