@@ -471,6 +471,7 @@ def test_silent_audio_through_whisperx_gives_no_words(
     assert json.loads(transcript.read_text())["segments"] == []
 
 
+@pytest.mark.slow  # a workflow run of one stimulus: about 60 s on a 2-core box
 def test_per_modality_dtype_reaches_its_store_only(dry_dir: Path) -> None:
     """features.dtype {audio: bfloat16}: the audio job computes in bf16, text stays fp32;
     an unknown modality key fails the schema, naming it."""

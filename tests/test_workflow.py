@@ -161,6 +161,7 @@ def test_bad_stimulus_folder_fails_before_any_job(workflow_dir: Path, tmp_path: 
     assert not (workflow_dir / "results" / "slides").exists()
 
 
+@pytest.mark.slow  # two whole projects: about 150 s on a 2-core box
 def test_feature_cache_is_shared_between_projects(
     tmp_path: Path, demo_models: Path, demo_stimuli: Path
 ) -> None:
