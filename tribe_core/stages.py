@@ -146,9 +146,8 @@ def run_extract_features(
 
     info = _read_media(media)
     spec = _feature_spec(
-        modality, checkpoint, model_override, device, dtype, batch_size, stimulus,
-        extra={"context_stride": context_stride} if modality == "text" else None,
-    )  # fmt: skip
+        modality, checkpoint, model_override, device, dtype, batch_size, stimulus, context_stride
+    )
     attrs = feat.feature_store_attrs(spec, info.duration_s)
     n_steps = n_feature_steps(info.duration_s, spec.frequency_hz)
     # Blocks go to disk as they come: memory holds one window or chunk, never the grid.
@@ -382,14 +381,18 @@ def _feature_spec(
     dtype: str,
     batch_size: int,
     stimulus: str | None,
-    extra: dict[str, Any] | None = None,
+    context_stride: int = 1,
 ):  # noqa: ANN202
     """The checkpoint's :class:`FeatureSpec` of ``modality`` with the run's overrides."""
     from tribe_core import features as feat
 
     config, build_args = checkpoint_meta(checkpoint)
-    overrides = {modality: {"device": device, "dtype": dtype, "batch_size": batch_size}}
-    overrides[modality].update(extra or {})
+    overrides = {
+        modality: {
+            "device": device, "dtype": dtype, "batch_size": batch_size,
+            "context_stride": context_stride,
+        }
+    }  # fmt: skip
     if model_override:
         overrides[modality]["model"] = model_override
     specs = feat.feature_specs_from_config(config, build_args["feature_dims"], overrides)
