@@ -177,6 +177,26 @@ def test_shared_contexts_equal_one_forward_per_word(models: dict[str, Path]) -> 
     np.testing.assert_allclose(shared, single, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["llama", "qwen3"])
+def test_padded_batches_equal_one_row_per_forward(models: dict[str, Path], name: str) -> None:
+    """Sliding contexts of different lengths batched with padding read the same vectors."""
+    from tribe_core.features.text import word_vectors
+
+    spec = FeatureSpec("text", str(models[name]), batch_size=4)
+    model, tokenizer = load_text_model(spec)
+    words = " ".join(SENTENCES).replace(",", "").split()
+    contexts = [" ".join(words[max(0, i - 5) : i + 1]) for i in range(len(words))]
+    lengths = [len(x) for x in tokenizer(contexts, add_special_tokens=False)["input_ids"]]
+    assert len(set(lengths[6:10])) > 1  # a batch of sliding contexts is really padded
+    batched = word_vectors(model, tokenizer, words, contexts, spec)
+    single = word_vectors(
+        model, tokenizer, words, contexts, dataclasses.replace(spec, batch_size=1),
+        share_contexts=False,
+    )  # fmt: skip
+    assert np.abs(single).max() > 0.05
+    np.testing.assert_allclose(batched, single, rtol=1e-5, atol=1e-6)
+
+
 def test_word_shards_sum_to_whole(models: dict[str, Path]) -> None:
     spec = FeatureSpec("text", str(models["llama"]))
     words = _words()
