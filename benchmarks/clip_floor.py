@@ -28,21 +28,9 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.cuda_timing import cuda_ms  # noqa: E402
+
 TOKENS_PER_CLIP = (64 // 2) * (256 // 16) ** 2  # 8,192
-
-
-def _ms(fn, repeats: int) -> float:  # noqa: ANN001
-    """Mean milliseconds of ``fn()`` over ``repeats`` calls, after three warm-up calls."""
-    for _ in range(3):
-        fn()
-    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    torch.cuda.synchronize()
-    start.record()
-    for _ in range(repeats):
-        fn()
-    stop.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(stop) / repeats
 
 
 def main() -> None:
@@ -84,7 +72,7 @@ def main() -> None:
             x = torch.randn(tokens, d_in, **bf16)
             w = torch.randn(d_out, d_in, **bf16) / d_in**0.5
             b = torch.zeros(d_out, **bf16)
-            ms = _ms(lambda x=x, w=w, b=b: F.linear(x, w, b), args.repeats)
+            ms = cuda_ms(lambda x=x, w=w, b=b: F.linear(x, w, b), args.repeats)
             rows.append((f"linear {name} ({d_in}->{d_out})", ms, 2 * tokens * d_in * d_out))
         q, k, v = (
             torch.randn(args.batch, heads, TOKENS_PER_CLIP, width // heads, **bf16) for _ in "qkv"
@@ -93,7 +81,7 @@ def main() -> None:
         for backend in (SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION):
             try:
                 with sdpa_kernel([backend]):
-                    attention[backend.name] = _ms(
+                    attention[backend.name] = cuda_ms(
                         lambda: F.scaled_dot_product_attention(q, k, v), args.repeats
                     )
             except RuntimeError as exc:  # a backend may refuse these shapes

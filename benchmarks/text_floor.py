@@ -28,19 +28,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def _ms(fn, repeats: int) -> float:  # noqa: ANN001
-    """Mean milliseconds of ``fn()`` over ``repeats`` calls, after three warm-up calls."""
-    for _ in range(3):
-        fn()
-    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    torch.cuda.synchronize()
-    start.record()
-    for _ in range(repeats):
-        fn()
-    stop.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(stop) / repeats
+from benchmarks.cuda_timing import cuda_ms  # noqa: E402
 
 
 def layer_ms_per_context(
@@ -62,11 +50,11 @@ def layer_ms_per_context(
     ]:
         x = torch.randn(batch * tokens, d_in, **like)
         w = torch.randn(d_out, d_in, **like) / d_in**0.5
-        out[name] = _ms(lambda x=x, w=w: F.linear(x, w), repeats) / batch
+        out[name] = cuda_ms(lambda x=x, w=w: F.linear(x, w), repeats) / batch
     q = torch.randn(batch, heads, tokens, head_dim, **like)
     k, v = (torch.randn(batch, kv_heads, tokens, head_dim, **like) for _ in "kv")
     out["attention"] = (
-        _ms(
+        cuda_ms(
             lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True),
             repeats,
         )
