@@ -27,9 +27,7 @@ from benchmarks.cuda_timing import cuda_ms  # noqa: E402
 
 
 def main() -> None:
-    from transformers import LlamaConfig, LlamaModel, Qwen3Config, Qwen3Model
-
-    from tribe_core.features.bench import TEXT_ARCHS
+    from tribe_core.features.bench import TEXT_ARCHS, _text_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="llama-3.2-3b", choices=sorted(TEXT_ARCHS))
@@ -38,15 +36,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--device", default="cuda", help="timed with CUDA events")
     args = parser.parse_args()
-    dims = dict(TEXT_ARCHS[args.arch])
-    family = dims.pop("family")
-    config_cls, model_cls = (
-        (LlamaConfig, LlamaModel) if family == "llama" else (Qwen3Config, Qwen3Model)
-    )
-    torch.manual_seed(0)
-    with torch.device(args.device):
-        model = model_cls(config_cls(vocab_size=32000, **dims)).to(torch.float16).eval()
-    ids = torch.randint(0, 32000, (args.batch, args.tokens), device=args.device)
+    with torch.device(args.device):  # the features benchmark's model, built on the device
+        model, _ = _text_model("full", args.arch)
+    model = model.to(torch.float16)
+    ids = torch.randint(0, model.config.vocab_size, (args.batch, args.tokens), device=args.device)
 
     def states(net: torch.nn.Module) -> torch.Tensor:
         out = net(input_ids=ids, output_hidden_states=True).hidden_states
