@@ -47,7 +47,12 @@ def _run_project(root: Path, demo_models: Path, stimuli: Path, shards: int) -> P
 def test_sharded_workflow_equals_unsharded(
     tmp_path: Path, demo_models: Path, long_video: Path
 ) -> None:
-    """2 shards + merge give the very array and predictions of the one-job run."""
+    """2 shards + merge give the array and predictions of the one-job run.
+
+    The merge itself is bitwise (``test_more_shards_than_chunks_and_checks``, one process);
+    across the separate processes of two workflow runs CPU float32 kernels need not round
+    alike: CI once saw predictions from bitwise-equal features differ by 3.3e-6.
+    """
     require_shared("atlases", "hcp_mmp1_fsaverage")
     from tribe_core.io.zarr_store import read_feature_store
     from tribe_core.segments import read_predictions
@@ -59,9 +64,9 @@ def test_sharded_workflow_equals_unsharded(
     merged, merged_attrs = read_feature_store(two / store)
     assert whole is not None and whole.shape[-1] == 2 * LONG_S
     # Chunks are encoded independently and the clips of a batch do not interact, and
-    # with batch_size 4 the batches are the same (120 steps per chunk), so the merge is
-    # bitwise equal, not merely close.
-    np.testing.assert_array_equal(merged, whole)
+    # with batch_size 4 the batches are the same (120 steps per chunk): equal up to the
+    # rounding of the process that computed them (features are of order 1).
+    np.testing.assert_allclose(merged, whole, rtol=0, atol=1e-6)
     assert {k: v for k, v in merged_attrs.items() if k != "timing"} == {
         k: v for k, v in whole_attrs.items() if k != "timing"
     }
@@ -75,7 +80,7 @@ def test_sharded_workflow_equals_unsharded(
     pred_one = read_predictions(one / "results/long/predictions.zarr").predictions
     pred_two = read_predictions(two / "results/long/predictions.zarr").predictions
     assert pred_one.shape[1] == 20484
-    np.testing.assert_array_equal(pred_two, pred_one)
+    np.testing.assert_allclose(pred_two, pred_one, rtol=0, atol=1e-5)
 
 
 def test_more_shards_than_chunks_and_checks(
