@@ -19,10 +19,11 @@ test: system venv
 test-slow: system venv
 	$(VENV)/bin/pytest -q -m "slow or slurm"
 
-lint: venv
+# snakemake --lint parses the workflow, which needs the demo's stimuli folder.
+lint: venv demo-stimuli
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/snakemake --lint --configfile config/demo.yaml || true
+	$(VENV)/bin/snakemake --lint --configfile config/demo.yaml
 
 # ffmpeg and espeak-ng from Debian/Ubuntu packages, installed only if missing.
 system:

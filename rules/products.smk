@@ -90,6 +90,8 @@ rule report:
         stimulus_path=stimulus_path,
     log:
         f"{RESULTS}/{{stimulus}}/logs/report.log",
+    benchmark:
+        f"{RESULTS}/{{stimulus}}/benchmarks/report.tsv"
     threads: 1
     resources:
         mem_mb=res("report")["mem_mb"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import require_shared
+from tests.conftest import REPO, require_shared
 from tests.workflow_helpers import make_workdir, planned_jobs, snakemake
 
 
@@ -148,6 +149,41 @@ def test_text_context_stride_reruns_text_features_and_is_recorded(finished_run: 
         assert attrs["context_stride"] == 4
     finally:
         config_path.write_text(original)
+
+
+def _rule_directives() -> dict[str, set[str]]:
+    """Rule name -> the directives (``log``, ``threads``…) its block in ``rules/*.smk`` sets."""
+    rules: dict[str, set[str]] = {}
+    for path in sorted((REPO / "rules").glob("*.smk")):
+        name = None
+        for line in path.read_text(encoding="utf-8").splitlines():
+            head = re.match(r"^(?:local)?rule (\w+):", line)
+            if head:
+                name = head.group(1)
+                rules[name] = set()
+            elif name and (key := re.match(r"^    (\w+):", line)):
+                rules[name].add(key.group(1))
+            elif line and not line.startswith((" ", "#")):
+                name = None  # a top-level statement ends the rule block
+    return rules
+
+
+def test_snakemake_lint_is_clean_and_every_rule_is_complete(workflow_dir: Path) -> None:
+    """``snakemake --lint`` finds nothing; every stage rule sets log, benchmark, resources
+    and threads (cached rules excepted for benchmark, which Snakemake forbids there)."""
+    proc = snakemake(workflow_dir, "--lint", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "Lints for" not in out, out[-4000:]
+    assert "your workflow is in a good condition" in out
+    rules = _rule_directives()
+    assert len(rules) >= 15 and "predict" in rules and "report" in rules
+    missing = {}
+    for name, keys in rules.items():
+        wanted = {"log", "resources", "threads"} | (set() if "cache" in keys else {"benchmark"})
+        if wanted - keys:
+            missing[name] = sorted(wanted - keys)
+    assert not missing, f"rules without directives: {missing}"
+    assert rules["extract_text_features"] >= {"log", "threads", "resources", "cache"}
 
 
 def test_bad_stimulus_folder_fails_before_any_job(workflow_dir: Path, tmp_path: Path) -> None:
