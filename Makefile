@@ -12,6 +12,8 @@ demo: system venv demo-models demo-stimuli
 
 test: system venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/snakefmt --check Snakefile rules/
 	$(VENV)/bin/pytest -q
 
 # Heavier checks: long media, kill-anywhere, sharded workflow, real SLURM (CI runs
@@ -23,6 +25,7 @@ test-slow: system venv
 lint: venv demo-stimuli
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/snakefmt --check Snakefile rules/
 	$(VENV)/bin/snakemake --lint --configfile config/demo.yaml
 
 # ffmpeg and espeak-ng from Debian/Ubuntu packages, installed only if missing.

@@ -12,7 +12,6 @@ from tribe_core.features.spec import modality_dtype  # noqa: E402
 from tribe_core.features.store import feature_model_fingerprints  # noqa: E402
 from tribe_core.stimuli import discover_stimuli  # noqa: E402
 
-
 validate(config, workflow.source_path("../config/schema/config.schema.yaml"))
 
 STIMULI = discover_stimuli(config["stimuli"], default_language=config["language"])

@@ -9,6 +9,17 @@ rule predict:
         checkpoint_config=checkpoint_config_input,
     output:
         predictions=directory(f"{RESULTS}/{{stimulus}}/predictions.zarr"),
+    log:
+        f"{RESULTS}/{{stimulus}}/logs/predict.log",
+    benchmark:
+        f"{RESULTS}/{{stimulus}}/benchmarks/predict.tsv"
+    conda:
+        "../envs/encoder.yaml"
+    threads: 2
+    resources:
+        mem_mb=res("predict")["mem_mb"],
+        runtime=res("predict")["runtime"],
+        gpu=res("predict")["gpu"],
     params:
         checkpoint=config["checkpoint"],
         device=config["predict"].get("device", "cpu"),
@@ -17,16 +28,5 @@ rule predict:
         duration_trs=config["predict"].get("duration_trs", 100),
         overlap_trs=config["predict"].get("overlap_trs", 0),
         compile=config["predict"].get("compile", False),
-    log:
-        f"{RESULTS}/{{stimulus}}/logs/predict.log",
-    benchmark:
-        f"{RESULTS}/{{stimulus}}/benchmarks/predict.tsv"
-    threads: 2
-    resources:
-        mem_mb=res("predict")["mem_mb"],
-        runtime=res("predict")["runtime"],
-        gpu=res("predict")["gpu"],
-    conda:
-        "../envs/encoder.yaml"
     script:
         "../workflow_scripts/predict.py"

@@ -8,8 +8,19 @@ rule transcribe:
         sidecar=sidecar_input,
     output:
         transcript=f"{RESULTS}/{{stimulus}}/transcript.json",
+    log:
+        f"{RESULTS}/{{stimulus}}/logs/transcribe.log",
+    benchmark:
+        f"{RESULTS}/{{stimulus}}/benchmarks/transcribe.tsv"
     wildcard_constraints:
         stimulus=MEDIA_STIMULI,
+    conda:
+        "../envs/media.yaml"
+    threads: 2
+    resources:
+        mem_mb=res("transcribe")["mem_mb"],
+        runtime=res("transcribe")["runtime"],
+        gpu=res("transcribe")["gpu"],
     params:
         language=stimulus_language,
         model=config["transcription"].get("model", "large-v3"),
@@ -17,17 +28,6 @@ rule transcribe:
         device=config["transcription"].get("device", "cpu"),
         compute_type=config["transcription"].get("compute_type", "int8"),
         batch_size=config["transcription"].get("batch_size", 16),
-    log:
-        f"{RESULTS}/{{stimulus}}/logs/transcribe.log",
-    benchmark:
-        f"{RESULTS}/{{stimulus}}/benchmarks/transcribe.tsv"
-    threads: 2
-    resources:
-        mem_mb=res("transcribe")["mem_mb"],
-        runtime=res("transcribe")["runtime"],
-        gpu=res("transcribe")["gpu"],
-    conda:
-        "../envs/media.yaml"
     script:
         "../workflow_scripts/transcribe.py"
 
@@ -42,11 +42,11 @@ rule annotate_words:
         f"{RESULTS}/{{stimulus}}/logs/annotate_words.log",
     benchmark:
         f"{RESULTS}/{{stimulus}}/benchmarks/annotate_words.tsv"
+    conda:
+        "../envs/media.yaml"
     threads: 1
     resources:
         mem_mb=res("annotate_words")["mem_mb"],
         runtime=res("annotate_words")["runtime"],
-    conda:
-        "../envs/media.yaml"
     script:
         "../workflow_scripts/annotate_words.py"

@@ -34,23 +34,23 @@ rule extract_text_features:
         checkpoint_config=checkpoint_config_input,
     output:
         store=directory(f"{RESULTS}/{{stimulus}}/features/text.zarr"),
-    params:
-        modality="text",
-        dtype=FEATURE_DTYPES["text"],
-        context_stride=config["features"].get("text_context_stride", 1),
-        model_override=config["feature_models"].get("text"),
-        model_hash=MODEL_HASHES["text"],
-        **FEATURE_PARAMS,
     log:
         f"{RESULTS}/{{stimulus}}/logs/extract_text_features.log",
+    cache: "omit-software"
+    conda:
+        "../envs/features.yaml"
     threads: 2
     resources:
         mem_mb=res("extract_text_features")["mem_mb"],
         runtime=res("extract_text_features")["runtime"],
         gpu=res("extract_text_features")["gpu"],
-    cache: "omit-software"
-    conda:
-        "../envs/features.yaml"
+    params:
+        **FEATURE_PARAMS,
+        modality="text",
+        dtype=FEATURE_DTYPES["text"],
+        context_stride=config["features"].get("text_context_stride", 1),
+        model_override=config["feature_models"].get("text"),
+        model_hash=MODEL_HASHES["text"],
     script:
         "../workflow_scripts/extract_features.py"
 
@@ -62,22 +62,22 @@ rule extract_audio_features:
         checkpoint_config=checkpoint_config_input,
     output:
         store=directory(f"{RESULTS}/{{stimulus}}/features/audio.zarr"),
-    params:
-        modality="audio",
-        dtype=FEATURE_DTYPES["audio"],
-        model_override=config["feature_models"].get("audio"),
-        model_hash=MODEL_HASHES["audio"],
-        **FEATURE_PARAMS,
     log:
         f"{RESULTS}/{{stimulus}}/logs/extract_audio_features.log",
+    cache: "omit-software"
+    conda:
+        "../envs/features.yaml"
     threads: 2
     resources:
         mem_mb=res("extract_audio_features")["mem_mb"],
         runtime=res("extract_audio_features")["runtime"],
         gpu=res("extract_audio_features")["gpu"],
-    cache: "omit-software"
-    conda:
-        "../envs/features.yaml"
+    params:
+        **FEATURE_PARAMS,
+        modality="audio",
+        dtype=FEATURE_DTYPES["audio"],
+        model_override=config["feature_models"].get("audio"),
+        model_hash=MODEL_HASHES["audio"],
     script:
         "../workflow_scripts/extract_features.py"
 
@@ -89,24 +89,24 @@ rule extract_video_features:
         checkpoint_config=checkpoint_config_input,
     output:
         store=directory(f"{RESULTS}/{{stimulus}}/features/video.zarr"),
-    wildcard_constraints:
-        stimulus=UNSHARDED_VIDEO_STIMULI,
-    params:
-        modality="video",
-        dtype=FEATURE_DTYPES["video"],
-        model_override=config["feature_models"].get("video"),
-        model_hash=MODEL_HASHES["video"],
-        **FEATURE_PARAMS,
     log:
         f"{RESULTS}/{{stimulus}}/logs/extract_video_features.log",
+    wildcard_constraints:
+        stimulus=UNSHARDED_VIDEO_STIMULI,
+    cache: "omit-software"
+    conda:
+        "../envs/features.yaml"
     threads: 2
     resources:
         mem_mb=res("extract_video_features")["mem_mb"],
         runtime=res("extract_video_features")["runtime"],
         gpu=res("extract_video_features")["gpu"],
-    cache: "omit-software"
-    conda:
-        "../envs/features.yaml"
+    params:
+        **FEATURE_PARAMS,
+        modality="video",
+        dtype=FEATURE_DTYPES["video"],
+        model_override=config["feature_models"].get("video"),
+        model_hash=MODEL_HASHES["video"],
     script:
         "../workflow_scripts/extract_features.py"
 
@@ -118,19 +118,15 @@ rule extract_video_features_shard:
         checkpoint_config=checkpoint_config_input,
     output:
         store=directory(f"{RESULTS}/{{stimulus}}/features/video.shards/{{shard}}.zarr"),
-    wildcard_constraints:
-        stimulus=SHARDED_VIDEO_STIMULI,
-        shard=r"\d+",
-    params:
-        n_shards=VIDEO_SHARDS,
-        dtype=FEATURE_DTYPES["video"],
-        model_override=config["feature_models"].get("video"),
-        model_hash=MODEL_HASHES["video"],
-        **{k: v for k, v in FEATURE_PARAMS.items() if k != "store_dtype"},
     log:
         f"{RESULTS}/{{stimulus}}/logs/extract_video_features_shard.{{shard}}.log",
     benchmark:
         f"{RESULTS}/{{stimulus}}/benchmarks/extract_video_features_shard.{{shard}}.tsv"
+    wildcard_constraints:
+        stimulus=SHARDED_VIDEO_STIMULI,
+        shard=r"\d+",
+    conda:
+        "../envs/features.yaml"
     threads: 2
     resources:
         mem_mb=res("extract_video_features_shard")["mem_mb"],
@@ -141,8 +137,12 @@ rule extract_video_features_shard:
             if FEATURE_PARAMS["device"].startswith("cuda")
             else res("extract_video_features_shard")["gpu"]
         ),
-    conda:
-        "../envs/features.yaml"
+    params:
+        **{k: v for k, v in FEATURE_PARAMS.items() if k != "store_dtype"},
+        n_shards=VIDEO_SHARDS,
+        dtype=FEATURE_DTYPES["video"],
+        model_override=config["feature_models"].get("video"),
+        model_hash=MODEL_HASHES["video"],
     script:
         "../workflow_scripts/extract_video_shard.py"
 
@@ -155,18 +155,18 @@ rule merge_video_features:
         ),
     output:
         store=directory(f"{RESULTS}/{{stimulus}}/features/video.zarr"),
-    wildcard_constraints:
-        stimulus=SHARDED_VIDEO_STIMULI,
-    params:
-        store_dtype=FEATURE_PARAMS["store_dtype"],
     log:
         f"{RESULTS}/{{stimulus}}/logs/merge_video_features.log",
+    wildcard_constraints:
+        stimulus=SHARDED_VIDEO_STIMULI,
+    cache: "omit-software"
+    conda:
+        "../envs/features.yaml"
     threads: 1
     resources:
         mem_mb=res("merge_video_features")["mem_mb"],
         runtime=res("merge_video_features")["runtime"],
-    cache: "omit-software"
-    conda:
-        "../envs/features.yaml"
+    params:
+        store_dtype=FEATURE_PARAMS["store_dtype"],
     script:
         "../workflow_scripts/merge_video_shards.py"

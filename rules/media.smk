@@ -7,18 +7,18 @@ rule extract_audio:
     output:
         wav=f"{RESULTS}/{{stimulus}}/audio.wav",
         media=f"{RESULTS}/{{stimulus}}/media.json",
-    wildcard_constraints:
-        stimulus=MEDIA_STIMULI,
     log:
         f"{RESULTS}/{{stimulus}}/logs/extract_audio.log",
     benchmark:
         f"{RESULTS}/{{stimulus}}/benchmarks/extract_audio.tsv"
+    wildcard_constraints:
+        stimulus=MEDIA_STIMULI,
+    conda:
+        "../envs/media.yaml"
     threads: 1
     resources:
         mem_mb=res("extract_audio")["mem_mb"],
         runtime=res("extract_audio")["runtime"],
-    conda:
-        "../envs/media.yaml"
     script:
         "../workflow_scripts/extract_audio.py"
 
@@ -30,20 +30,20 @@ rule synthesize_speech:
         wav=f"{RESULTS}/{{stimulus}}/audio.wav",
         media=f"{RESULTS}/{{stimulus}}/media.json",
         transcript=f"{RESULTS}/{{stimulus}}/transcript.json",
-    wildcard_constraints:
-        stimulus=TEXT_STIMULI,
-    params:
-        language=stimulus_language,
-        engine=config["speech"].get("engine", "espeak"),
     log:
         f"{RESULTS}/{{stimulus}}/logs/synthesize_speech.log",
     benchmark:
         f"{RESULTS}/{{stimulus}}/benchmarks/synthesize_speech.tsv"
+    wildcard_constraints:
+        stimulus=TEXT_STIMULI,
+    conda:
+        "../envs/media.yaml"
     threads: 1
     resources:
         mem_mb=res("synthesize_speech")["mem_mb"],
         runtime=res("synthesize_speech")["runtime"],
-    conda:
-        "../envs/media.yaml"
+    params:
+        language=stimulus_language,
+        engine=config["speech"].get("engine", "espeak"),
     script:
         "../workflow_scripts/synthesize_speech.py"

@@ -10,20 +10,20 @@ rule roi_table:
         timeseries=f"{RESULTS}/{{stimulus}}/rois/roi_timeseries.tsv",
         mean=f"{RESULTS}/{{stimulus}}/rois/roi_mean.tsv",
         top=f"{RESULTS}/{{stimulus}}/rois/roi_top.tsv",
-    params:
-        atlas_dir=PRODUCTS.get("atlas_dir"),
-        rois=PRODUCTS.get("rois", []),
-        top_k=PRODUCTS.get("top_k", 10),
     log:
         f"{RESULTS}/{{stimulus}}/logs/roi_table.log",
     benchmark:
         f"{RESULTS}/{{stimulus}}/benchmarks/roi_table.tsv"
+    conda:
+        "../envs/products.yaml"
     threads: 1
     resources:
         mem_mb=res("roi_table")["mem_mb"],
         runtime=res("roi_table")["runtime"],
-    conda:
-        "../envs/products.yaml"
+    params:
+        atlas_dir=PRODUCTS.get("atlas_dir"),
+        rois=PRODUCTS.get("rois", []),
+        top_k=PRODUCTS.get("top_k", 10),
     script:
         "../workflow_scripts/roi_table.py"
 
@@ -35,18 +35,18 @@ rule nifti:
         nifti=f"{RESULTS}/{{stimulus}}/nifti/predictions.nii.gz",
         gifti_lh=f"{RESULTS}/{{stimulus}}/nifti/predictions.lh.func.gii",
         gifti_rh=f"{RESULTS}/{{stimulus}}/nifti/predictions.rh.func.gii",
-    params:
-        smoothing_fwhm_mm=PRODUCTS.get("nifti_smoothing_fwhm_mm"),
     log:
         f"{RESULTS}/{{stimulus}}/logs/nifti.log",
     benchmark:
         f"{RESULTS}/{{stimulus}}/benchmarks/nifti.tsv"
+    conda:
+        "../envs/products.yaml"
     threads: 4  # volumes built and gzip-compressed in parallel blocks
     resources:
         mem_mb=res("nifti")["mem_mb"],
         runtime=res("nifti")["runtime"],
-    conda:
-        "../envs/products.yaml"
+    params:
+        smoothing_fwhm_mm=PRODUCTS.get("nifti_smoothing_fwhm_mm"),
     script:
         "../workflow_scripts/nifti.py"
 
@@ -56,21 +56,21 @@ rule plots:
         predictions=f"{RESULTS}/{{stimulus}}/predictions.zarr",
     output:
         plots=directory(f"{RESULTS}/{{stimulus}}/plots"),
+    log:
+        f"{RESULTS}/{{stimulus}}/logs/plots.log",
+    benchmark:
+        f"{RESULTS}/{{stimulus}}/benchmarks/plots.tsv"
+    conda:
+        "../envs/products.yaml"
+    threads: 4 if PRODUCTS.get("movie", False) else 1  # movie frames in parallel
+    resources:
+        mem_mb=res("plots")["mem_mb"],
+        runtime=res("plots")["runtime"],
     params:
         trs=PRODUCTS.get("plot_trs", []),
         views=PRODUCTS.get("plot_views", ["lateral", "medial"]),
         cmap=PRODUCTS.get("cmap", "cold_hot"),
         movie=PRODUCTS.get("movie", False),
-    log:
-        f"{RESULTS}/{{stimulus}}/logs/plots.log",
-    benchmark:
-        f"{RESULTS}/{{stimulus}}/benchmarks/plots.tsv"
-    threads: 4 if PRODUCTS.get("movie", False) else 1  # movie frames in parallel
-    resources:
-        mem_mb=res("plots")["mem_mb"],
-        runtime=res("plots")["runtime"],
-    conda:
-        "../envs/products.yaml"
     script:
         "../workflow_scripts/plots.py"
 
@@ -86,18 +86,18 @@ rule report:
             category="{stimulus}",
             caption="../docs/report_caption.rst",
         ),
-    params:
-        stimulus_path=stimulus_path,
     log:
         f"{RESULTS}/{{stimulus}}/logs/report.log",
     benchmark:
         f"{RESULTS}/{{stimulus}}/benchmarks/report.tsv"
+    conda:
+        "../envs/products.yaml"
     threads: 1
     resources:
         mem_mb=res("report")["mem_mb"],
         runtime=res("report")["runtime"],
-    conda:
-        "../envs/products.yaml"
+    params:
+        stimulus_path=stimulus_path,
     script:
         "../workflow_scripts/report.py"
 
@@ -110,6 +110,17 @@ rule contributions:
         checkpoint_config=checkpoint_config_input,
     output:
         directory(f"{RESULTS}/{{stimulus}}/contributions"),
+    log:
+        f"{RESULTS}/{{stimulus}}/logs/contributions.log",
+    benchmark:
+        f"{RESULTS}/{{stimulus}}/benchmarks/contributions.tsv"
+    conda:
+        "../envs/encoder.yaml"
+    threads: 2
+    resources:
+        mem_mb=res("contributions")["mem_mb"],
+        runtime=res("contributions")["runtime"],
+        gpu=res("contributions")["gpu"],
     params:
         checkpoint=config["checkpoint"],
         device=config["predict"].get("device", "cpu"),
@@ -117,17 +128,6 @@ rule contributions:
         batch_size=config["predict"].get("batch_size", 8),
         duration_trs=config["predict"].get("duration_trs", 100),
         overlap_trs=config["predict"].get("overlap_trs", 0),
-    log:
-        f"{RESULTS}/{{stimulus}}/logs/contributions.log",
-    benchmark:
-        f"{RESULTS}/{{stimulus}}/benchmarks/contributions.tsv"
-    threads: 2
-    resources:
-        mem_mb=res("contributions")["mem_mb"],
-        runtime=res("contributions")["runtime"],
-        gpu=res("contributions")["gpu"],
-    conda:
-        "../envs/encoder.yaml"
     script:
         "../workflow_scripts/contributions.py"
 
@@ -138,17 +138,17 @@ rule evaluate:
         real_fmri=lambda wc: PRODUCTS["real_fmri"][wc.stimulus],
     output:
         directory(f"{RESULTS}/{{stimulus}}/evaluation"),
-    params:
-        top_k=PRODUCTS.get("retrieval_top_k", [1, 5, 10]),
     log:
         f"{RESULTS}/{{stimulus}}/logs/evaluate.log",
     benchmark:
         f"{RESULTS}/{{stimulus}}/benchmarks/evaluate.tsv"
+    conda:
+        "../envs/products.yaml"
     threads: 1
     resources:
         mem_mb=res("evaluate")["mem_mb"],
         runtime=res("evaluate")["runtime"],
-    conda:
-        "../envs/products.yaml"
+    params:
+        top_k=PRODUCTS.get("retrieval_top_k", [1, 5, 10]),
     script:
         "../workflow_scripts/evaluate.py"
