@@ -14,6 +14,7 @@ test: system venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/snakefmt --check Snakefile rules/
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q
 
 # Heavier checks: long media, kill-anywhere, sharded workflow, real SLURM (CI runs
@@ -26,6 +27,7 @@ lint: venv demo-stimuli
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/snakefmt --check Snakefile rules/
+	$(VENV)/bin/mypy
 	$(VENV)/bin/snakemake --lint --configfile config/demo.yaml
 
 # ffmpeg and espeak-ng from Debian/Ubuntu packages, installed only if missing.

@@ -113,6 +113,10 @@ def test_load_real_fmri_formats(tmp_path: Path) -> None:
     np.save(tmp_path / "bad.npy", np.zeros((4, 1000)))
     with pytest.raises(TribeInputError, match="vertices"):
         analyses.load_real_fmri(tmp_path / "bad.npy")
+    (tmp_path / "lh.broken.func.gii").write_text("not XML")
+    (tmp_path / "rh.broken.func.gii").write_bytes(rh.read_bytes())
+    with pytest.raises(TribeInputError, match=r"unreadable GIFTI: ExpatError"):
+        analyses.load_real_fmri(tmp_path / "rh.broken.func.gii")
 
 
 def test_nifti_round_trip_through_vol_to_surf(tmp_path: Path) -> None:

@@ -97,6 +97,30 @@ def test_feature_store_writer_absent_and_failure(tmp_path) -> None:
             store.write(5, np.ones((1, 3, 5), np.float32))
 
 
+def test_store_without_its_feature_array_names_the_store(tmp_path) -> None:
+    import shutil
+
+    import zarr
+
+    from tribe_core.errors import TribeInputError
+    from tribe_core.io.zarr_store import FEATURE_ARRAY, read_array
+
+    path = tmp_path / "f.zarr"
+    with open_feature_store(path, 10, {}) as store:
+        store.write(0, np.ones((1, 2, 5), np.float32))
+    expected = np.zeros((1, 2, 10), np.float32)
+    expected[..., :5] = 1.0  # steps never written stay zero
+    np.testing.assert_array_equal(read_array(path, FEATURE_ARRAY), expected)
+    shutil.rmtree(path / FEATURE_ARRAY)
+    with pytest.raises(TribeInputError, match=rf"f\.zarr.*has no array '{FEATURE_ARRAY}'"):
+        open_feature_array(path)
+    zarr.open_group(str(path), mode="a").create_group(FEATURE_ARRAY)
+    with pytest.raises(TribeInputError, match="is a group, not an array"):
+        read_feature_store(path)
+    with pytest.raises(TribeInputError, match="is a group, not an array"):
+        read_array(path, FEATURE_ARRAY)
+
+
 def test_chunks_grid_extent_matches_chunk_placement() -> None:
     for duration in (45.0, 150.0, 3600.3):
         bounds = chunk_bounds(duration)

@@ -75,7 +75,7 @@ def plan_stimulus(
     starts = segment_starts(n_trs, duration_trs, overlap_trs)
     n_segments = len(starts)
     steps = n_feature_steps(duration_s, feature_frequency_hz)
-    features = {}
+    features: dict[str, dict[str, Any]] = {}
     for modality, dims in feature_dims.items():
         n_layers, dim = (int(d) for d in dims)
         features[modality] = {

@@ -193,7 +193,7 @@ def _stimulus_predictor(
     overlap_trs: int,
     compile: bool = False,
     stimulus: str | None = None,
-) -> tuple[Any, dict[str, Any], Callable[[dict[str, Any]], Any]]:
+) -> tuple[Any, dict[str, Any], Callable[..., Any]]:
     """Load a stimulus' media facts, feature stores and the encoder, once.
 
     Returns ``(media info, features, predict)`` where ``predict(features)`` runs
@@ -281,7 +281,7 @@ def run_roi_table(
         result.trs,
         Path(atlas_dir) if atlas_dir else None,
         Path(out_dir),
-        rois=list(rois) or None,
+        rois=list(rois) if rois else None,
         top_k=top_k,
     )
 
@@ -489,6 +489,8 @@ def run_merge_video_shards(
     and keeps each shard's (``shards``). Shards are copied ``steps_per_copy``
     steps at a time, so memory stays at one piece whatever the length.
     """
+    import numpy as np
+
     from tribe_core.io.zarr_store import open_feature_array, open_feature_store
 
     loaded = sorted((open_feature_array(p) for p in shard_stores), key=lambda p: p[1]["shard"])
@@ -532,8 +534,8 @@ def run_merge_video_shards(
         with measure() as merge_timing:
             for data, attrs in present:
                 for a in range(0, data.shape[-1], steps_per_copy):
-                    piece = data[..., a : a + steps_per_copy]
-                    store.write(attrs["first_step"] + a, piece.astype("float32", copy=False))
+                    piece = np.asarray(data[..., a : a + steps_per_copy], dtype=np.float32)
+                    store.write(attrs["first_step"] + a, piece)
         timing["merge"] = merge_timing
     log.info("merged %d video shards of %s: %s", n_shards, stimulus, store.shape)
 

@@ -9,10 +9,14 @@ EOS token and no pad token, like the released tokenizers. Weights are random
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from tribe_core.io.atomic import atomic_path
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 _CORPUS = """
 The quick brown fox jumps over the lazy dog. A river runs through the old town,
@@ -46,7 +50,7 @@ def _byte_level_tokenizer(bos: str, eos: str, vocab_size: int = 600):  # noqa: A
     )
 
 
-def _save(out_dir: Path, model: torch.nn.Module, tokenizer) -> Path:  # noqa: ANN001
+def _save(out_dir: Path, model: PreTrainedModel, tokenizer) -> Path:  # noqa: ANN001
     out_dir = Path(out_dir)
     with atomic_path(out_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)

@@ -20,7 +20,7 @@ loads strictly.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -55,6 +55,8 @@ class Residual(nn.Module):
 
 class RotaryEmbedding(nn.Module):
     """Rotary frequencies; ``inv_freq`` is a persistent buffer of the checkpoint."""
+
+    inv_freq: Tensor
 
     def __init__(self, dim: int, base: float = 10000.0) -> None:
         super().__init__()
@@ -138,7 +140,7 @@ class FeedForward(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.ff(x.to(self.ff[2].weight.dtype))
+        return self.ff(x.to(cast(nn.Linear, self.ff[2]).weight.dtype))
 
 
 class TransformerEncoder(nn.Module):
@@ -150,7 +152,7 @@ class TransformerEncoder(nn.Module):
         for _ in range(depth):
             for branch in (Attention(dim, heads), FeedForward(dim, ff_mult)):
                 # x_transformers norms triple: (pre-branch, post-branch, post-main).
-                norms = nn.ModuleList([ScaleNorm(dim), None, None])
+                norms = nn.ModuleList([ScaleNorm(dim), None, None])  # type: ignore[list-item]
                 self.layers.append(nn.ModuleList([norms, branch, Residual(dim)]))
         self.rotary_pos_emb = RotaryEmbedding(rotary_dim)
         self.final_norm = ScaleNorm(dim)
@@ -158,7 +160,7 @@ class TransformerEncoder(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """``x`` ``[B, T, hidden]`` float32 -> ``[B, T, hidden]`` float32."""
         cos, sin = self.rotary_pos_emb.cos_sin(x.shape[1])
-        for norms, branch, residual in self.layers:
+        for norms, branch, residual in cast(Any, self.layers):
             h = norms[0](x)
             out = branch(h, cos, sin) if isinstance(branch, Attention) else branch(h)
             # The residual stream stays float32 whatever the branch compute dtype.
@@ -217,6 +219,7 @@ class TribeEncoder(nn.Module):
                 for name, (n_layers, dim) in arch.feature_dims.items()
             }
         )
+        self.time_pos_embed: nn.Parameter | None
         if arch.time_pos_embedding:
             self.time_pos_embed = nn.Parameter(torch.randn(1, arch.max_seq_len, arch.hidden))
         else:
@@ -305,7 +308,8 @@ class TribeEncoder(nn.Module):
         """
         batch, n_steps = self.check_features(features)
         parts = []
-        for name, proj in self.projectors.items():
+        projectors = cast(Mapping[str, nn.Linear], self.projectors)
+        for name, proj in projectors.items():
             x = features.get(name)
             if x is None:
                 parts.append(proj.bias.new_zeros(batch, n_steps, proj.out_features))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -129,8 +129,8 @@ def _fill_random(model: TribeEncoder, seed: int) -> None:
             fan_in = model.predictor.weights.shape[1]
             param.normal_(0.0, 1.0 / math.sqrt(fan_in), generator=gen)
         else:
-            module = model.get_submodule(name.rsplit(".", 1)[0])
-            bound = 1.0 / math.sqrt(module.in_features)  # type: ignore[union-attr]
+            module = cast(torch.nn.Linear, model.get_submodule(name.rsplit(".", 1)[0]))
+            bound = 1.0 / math.sqrt(module.in_features)
             param.uniform_(-bound, bound, generator=gen)
     rotary: RotaryEmbedding = model.encoder.rotary_pos_emb
     dim = model.arch.rotary_dim

@@ -114,7 +114,7 @@ def sentence_spans(
 
 
 def _transcript_words(transcript: dict[str, Any]) -> list[dict[str, Any]]:
-    words = []
+    words: list[dict[str, Any]] = []
     for segment in transcript.get("segments", []):
         for word in segment.get("words", []):
             text = str(word.get("word", "")).strip()

@@ -103,7 +103,7 @@ def load_preprocessor(spec: FeatureSpec, kind: str, **extra: Any) -> Any:
     """Tokenizer / feature extractor / video processor of ``spec.model``."""
     import transformers
 
-    cls = {
+    cls: Any = {
         "tokenizer": transformers.AutoTokenizer,
         "feature_extractor": transformers.AutoFeatureExtractor,
         "video_processor": transformers.AutoVideoProcessor,

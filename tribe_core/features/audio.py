@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -132,7 +132,7 @@ def _encode(
     model: torch.nn.Module, inputs: list[torch.Tensor], spec: FeatureSpec
 ) -> list[torch.Tensor]:
     """Layer groups ``[L, D, frames]`` (float32) of equal-length inputs, one forward."""
-    batch = torch.cat(inputs).to(spec.device, dtype=model.dtype)
+    batch = torch.cat(inputs).to(spec.device, dtype=cast(torch.dtype, model.dtype))
     states = model(batch, output_hidden_states=True).hidden_states
     hidden = torch.stack(states).float()  # [N, B, frames, D]
     groups = aggregate_layers(hidden, spec.layers, spec.layer_aggregation)  # [L, B, frames, D]
@@ -188,10 +188,10 @@ def iter_audio_feature_blocks(
             if len({x.shape[1] for x in inputs}) > 1:  # unequal chunks: no padding, one each
                 latents = [t for x in inputs for t in _encode(net, [x], spec)]
             else:  # out of GPU memory: halve the chunk batch (with a warning)
-                latents = [
+                latents = [  # the lambda runs before the loop moves on (this part's inputs)
                     t
                     for done in run_with_batch_fallback(
-                        lambda a, b, x=inputs: _encode(net, x[a:b], spec),
+                        lambda a, b: _encode(net, inputs[a:b], spec),  # noqa: B023
                         len(inputs), len(inputs), logger=log, what="audio chunks",
                     )
                     for t in done

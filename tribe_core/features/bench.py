@@ -79,9 +79,8 @@ def _text_model(size: str, arch: str) -> tuple[torch.nn.Module, Any]:
     else:
         dims = dict(TEXT_ARCHS[arch])
     family = dims.pop("family")
-    config_cls, model_cls = (
-        (LlamaConfig, LlamaModel) if family == "llama" else (Qwen3Config, Qwen3Model)
-    )
+    config_cls: Any = LlamaConfig if family == "llama" else Qwen3Config
+    model_cls: Any = LlamaModel if family == "llama" else Qwen3Model
     config = config_cls(vocab_size=len(tokenizer), max_position_embeddings=8192, **dims)
     torch.manual_seed(0)
     return model_cls(config).eval(), tokenizer
@@ -238,7 +237,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "size": args.size, "device": args.device, "dtype": args.dtype,
         "text_context_stride": args.text_context_stride,
     }  # fmt: skip
-    layers = {"layers": (0.5, 0.75, 1.0), "layer_aggregation": "group_mean"}
+    layers: dict[str, Any] = {"layers": (0.5, 0.75, 1.0), "layer_aggregation": "group_mean"}
     with tempfile.TemporaryDirectory(prefix="tribe-bench-") as tmp:
         stim = make_stimulus(Path(tmp), args.seconds, args.video_size, args.text_history)
         (Path(tmp) / "warm").mkdir()

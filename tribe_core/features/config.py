@@ -30,7 +30,9 @@ def data_config_for(
     ``num_frames=None`` keeps the reference's 64 frames per V-JEPA2 clip.
     """
     is_list = not isinstance(layers, int | float)
-    layer_value: Any = [float(x) for x in layers] if is_list else float(layers)  # type: ignore[union-attr]
+    layer_value: Any = (
+        float(layers) if isinstance(layers, int | float) else [float(x) for x in layers]
+    )
     common = {
         "layers": layer_value,
         "layer_aggregation": layer_aggregation,

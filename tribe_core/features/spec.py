@@ -334,7 +334,7 @@ def check_spec_against_dims(
                 f"{spec.modality}: the checkpoint has no feature_dims entry for this modality "
                 f"(it has {list(feature_dims)})"
             )
-        want = _normalise_dims(feature_dims[spec.modality], spec.modality)
+        want: tuple[int, int] | None = _normalise_dims(feature_dims[spec.modality], spec.modality)
     else:
         want = spec.expected_dims
     if want is not None and tuple(want) != got:

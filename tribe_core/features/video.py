@@ -42,7 +42,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -319,7 +319,7 @@ def clip_schedule(
 @torch.no_grad()
 def _encode_clips(model: torch.nn.Module, pixels: torch.Tensor, spec: FeatureSpec) -> np.ndarray:
     """Layer groups ``[B, L, D]`` of processed clips ``[B, n_frames, 3, h, w]``."""
-    pixels = pixels.to(spec.device, dtype=model.dtype)
+    pixels = pixels.to(spec.device, dtype=cast(torch.dtype, model.dtype))
     kwargs: dict[str, Any] = {"output_hidden_states": True}
     if type(model).__name__ == "VJEPA2Model":
         kwargs["skip_predictor"] = True  # the encoder's states only
@@ -379,9 +379,10 @@ def iter_video_feature_blocks(
             if i + spec.batch_size < len(schedule):
                 cache.release(int(schedule[i + spec.batch_size][2].min()))
             # Out of GPU memory: halve the clip batch (with a warning) instead of failing.
+            # The lambda runs before the loop moves on, so it sees this batch's pixels.
             vectors = np.concatenate(
                 run_with_batch_fallback(
-                    lambda a, b, x=pixels: _encode_clips(net, x[a:b], spec),
+                    lambda a, b: _encode_clips(net, pixels[a:b], spec),  # noqa: B023
                     len(part), len(part), logger=log, what="video clips",
                 )
             )  # fmt: skip

@@ -80,13 +80,21 @@ def read_attrs(path: str | Path) -> dict[str, Any]:
     return dict(group.attrs)
 
 
+def _group_array(group: zarr.Group, name: str, path: str | Path) -> zarr.Array:
+    """Array ``name`` of ``group``; a missing name or a subgroup is a bad store."""
+    if name not in group:
+        raise TribeInputError(f"Zarr store has no array {name!r}", path=path)
+    member = group[name]
+    if not isinstance(member, zarr.Array):
+        raise TribeInputError(f"Zarr store's {name!r} is a group, not an array", path=path)
+    return member
+
+
 def read_array(path: str | Path, name: str) -> np.ndarray:
     """Read array ``name`` of the store at ``path`` into memory."""
     path = Path(path)
     group = zarr.open_group(str(path), mode="r")
-    if name not in group:
-        raise TribeInputError(f"Zarr store has no array {name!r}", path=path)
-    return np.asarray(group[name][...])
+    return np.asarray(_group_array(group, name, path)[...])
 
 
 def write_feature_store(
@@ -194,9 +202,7 @@ def open_feature_array(path: str | Path) -> tuple[zarr.Array | None, dict[str, A
     if not attrs.get("present", False):
         return None, attrs
     group = zarr.open_group(str(path), mode="r")
-    if FEATURE_ARRAY not in group:
-        raise TribeInputError(f"Zarr store has no array {FEATURE_ARRAY!r}", path=path)
-    return group[FEATURE_ARRAY], attrs
+    return _group_array(group, FEATURE_ARRAY, path), attrs
 
 
 def read_feature_store(path: str | Path) -> tuple[np.ndarray | None, dict[str, Any]]:

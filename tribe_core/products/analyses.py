@@ -189,7 +189,12 @@ def _load_gifti_series(path: Path) -> np.ndarray:
 
     if not path.exists():
         raise TribeInputError("GIFTI file not found (the other hemisphere is needed)", path=path)
-    img = nib.load(str(path))
+    try:
+        img = nib.load(str(path))
+    except Exception as exc:  # nibabel raises XML, image-file and OS errors alike
+        raise TribeInputError(f"unreadable GIFTI: {type(exc).__name__}: {exc}", path=path) from exc
+    if not isinstance(img, nib.gifti.GiftiImage):
+        raise TribeInputError(f"not a GIFTI image ({type(img).__name__})", path=path)
     return np.stack([np.asarray(d.data, dtype=np.float32).ravel() for d in img.darrays])
 
 

@@ -6,6 +6,7 @@ import functools
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -81,7 +82,8 @@ def _read_shipped(kind: str) -> tuple[list[np.ndarray], ...] | None:
     paths = [_nilearn_fsaverage5_file(_NILEARN_FILES[kind], h) for h in ("left", "right")]
     if any(p is None for p in paths):
         return None
-    return tuple([d.data for d in nib.load(str(p)).darrays] for p in paths)  # type: ignore[arg-type]
+    images = [cast(nib.gifti.GiftiImage, nib.load(str(p))) for p in paths if p is not None]
+    return tuple([d.data for d in img.darrays] for img in images)
 
 
 @functools.lru_cache(maxsize=8)

@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import matplotlib
 
@@ -23,6 +23,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.colors import Colormap  # noqa: E402
 from matplotlib.image import AxesImage  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
@@ -36,6 +37,9 @@ from tribe_core.products.meshes import (  # noqa: E402
     load_fsaverage5_sulcal,
 )
 from tribe_core.products.render import render_panel  # noqa: E402
+
+if TYPE_CHECKING:
+    from mpl_toolkits.mplot3d import Axes3D
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +134,7 @@ def _add_colorbar(
 
 def _draw_row_nilearn(
     fig: plt.Figure,
-    axes: Sequence[plt.Axes],
+    axes: Sequence[Axes3D],
     values: np.ndarray,
     panels: Sequence[tuple[str, str]],
     *,
@@ -309,7 +313,13 @@ def _raster_figure(
     colorbar_label: str | None,
 ) -> _RasterFigure:
     lut = _colormap(cmap)(np.linspace(0.0, 1.0, 256)).astype(np.float32)
-    style = {"lut": lut, "vmin": vmin, "vmax": vmax, "threshold": threshold, "scale": scale}
+    style: dict[str, Any] = {
+        "lut": lut,
+        "vmin": vmin,
+        "vmax": vmax,
+        "threshold": threshold,
+        "scale": scale,
+    }
     grid, cells, labels = [], [], []
     for m, values in enumerate(maps):
         chunks = (
@@ -365,7 +375,7 @@ def render_maps(
     if vmin is None or vmax is None:
         lo, hi = color_limits(maps, symmetric=symmetric)
         vmin, vmax = (lo if vmin is None else vmin), (hi if vmax is None else vmax)
-    style = {"cmap": cmap, "vmin": vmin, "vmax": vmax, "threshold": threshold}
+    style: dict[str, Any] = {"cmap": cmap, "vmin": vmin, "vmax": vmax, "threshold": threshold}
     if engine == "nilearn":
         fig = _nilearn_figure(maps, row_labels, panels, **style)
         if colorbar_label is not None:
@@ -445,7 +455,7 @@ def plot_brain_maps(
         raise TribeInputError(f"TRs {bad} out of range: predictions have {n_trs} TRs")
     out_dir = Path(out_dir)
     mean = preds.mean(axis=0)
-    style = {
+    style: dict[str, Any] = {
         "views": views,
         "cmap": cmap,
         "threshold": threshold,
@@ -473,8 +483,9 @@ def plot_brain_maps(
 
 
 def _grab(fig: plt.Figure) -> np.ndarray:
-    fig.canvas.draw()
-    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+    canvas = cast(FigureCanvasAgg, fig.canvas)  # matplotlib.use("Agg") above
+    canvas.draw()
+    rgb = np.asarray(canvas.buffer_rgba())[..., :3]
     h, w = (rgb.shape[0] // 2) * 2, (rgb.shape[1] // 2) * 2  # yuv420p needs even sizes
     return np.ascontiguousarray(rgb[:h, :w])
 
@@ -494,7 +505,12 @@ class _RasterMovie:
         threshold: float | None,
         scale: float,
     ) -> None:
-        self.style = {"vmin": vmin, "vmax": vmax, "threshold": threshold, "scale": scale}
+        self.style: dict[str, Any] = {
+            "vmin": vmin,
+            "vmax": vmax,
+            "threshold": threshold,
+            "scale": scale,
+        }
         self.canvas = _raster_figure(
             first[None], [first_label], panels, cmap=cmap, wrap=None, title=None,
             colorbar_label="predicted response", **self.style,
@@ -554,7 +570,7 @@ def _frames(
 
     if engine == "raster":
         args = (np.asarray(preds[0]), when(0), panels)
-        kwargs = {"cmap": cmap, "vmin": vmin, "vmax": vmax, "threshold": threshold,
+        kwargs: dict[str, Any] = {"cmap": cmap, "vmin": vmin, "vmax": vmax, "threshold": threshold,
                   "scale": scale}  # fmt: skip
         # A worker costs seconds to start (imports, mesh rasters): short movies stay serial.
         workers = min(workers, len(preds) // MIN_FRAMES_PER_WORKER)
@@ -660,7 +676,7 @@ def make_movie(
     if fps <= 0:
         raise TribeInputError(f"fps must be > 0, got {fps}")
     out_path = Path(out_path)
-    style = {
+    style: dict[str, Any] = {
         "views": _check_views(views),
         "cmap": cmap,
         "threshold": threshold,

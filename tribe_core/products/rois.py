@@ -110,7 +110,7 @@ def selection_mask(
 
 def select_vertices(
     predictions: np.ndarray,
-    atlas_dir: Path | str | None,
+    atlas_dir: Parcellation | Path | str | None,
     *,
     rois: Sequence[str] | None = None,
     vertex_mask: np.ndarray | None = None,
@@ -140,7 +140,7 @@ def _averaging_matrix(groups: list[np.ndarray]) -> sp.csr_matrix:
 
 def roi_timeseries(
     predictions: np.ndarray,
-    atlas_dir: Path | str | None,
+    atlas_dir: Parcellation | Path | str | None,
     hemi: str = "both",
     *,
     rois: Sequence[str] | None = None,
@@ -228,7 +228,7 @@ def roi_mean_table(timeseries: pd.DataFrame, atlas: Parcellation) -> pd.DataFram
 
 def roi_summary(
     predictions: np.ndarray,
-    atlas_dir: Path | str | None,
+    atlas_dir: Parcellation | Path | str | None,
     top_k: int = 10,
     *,
     hemi: str = "bilateral",
@@ -290,7 +290,7 @@ def write_table(frame: pd.DataFrame, path: Path) -> list[Path]:
 def write_roi_tables(
     predictions: np.ndarray,
     trs: pd.DataFrame | None,
-    atlas_dir: Path | str | None,
+    atlas_dir: Parcellation | Path | str | None,
     out_dir: Path,
     *,
     rois: list[str] | None = None,
