@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 RELEASED_LAYERS = [0.5, 0.75, 1.0]
@@ -89,10 +90,11 @@ def build_demo_models(out_dir: Path) -> dict[str, str]:
     return manifest
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
+    """Build the demo models into ``OUT_DIR`` and print each one's path."""
     parser = argparse.ArgumentParser(description="Build the tiny demo models (offline).")
     parser.add_argument("out_dir", type=Path)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     for name, path in build_demo_models(args.out_dir).items():
         print(f"{name}: {path}")
 
