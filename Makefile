@@ -5,17 +5,20 @@ PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CORES ?= 2
 
-.PHONY: demo test test-slow lint system venv demo-models demo-stimuli clean-demo
+.PHONY: demo test test-slow check lint system venv demo-models demo-stimuli clean-demo
 
 demo: system venv demo-models demo-stimuli
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/demo.yaml
 
-test: system venv
+test: system venv check
+	$(VENV)/bin/pytest -q
+
+# The code checks `make test` runs before the tests.
+check: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/snakefmt --check Snakefile rules/
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -q
 
 # Heavier checks: long media, kill-anywhere, sharded workflow, real SLURM (CI runs
 # them after `make test` when time allows).
@@ -23,11 +26,7 @@ test-slow: system venv
 	$(VENV)/bin/pytest -q -m "slow or slurm"
 
 # snakemake --lint parses the workflow, which needs the demo's stimuli folder.
-lint: venv demo-stimuli
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/snakefmt --check Snakefile rules/
-	$(VENV)/bin/mypy
+lint: check demo-stimuli
 	$(VENV)/bin/snakemake --lint --configfile config/demo.yaml
 
 # ffmpeg and espeak-ng from Debian/Ubuntu packages, installed only if missing.

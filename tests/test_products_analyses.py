@@ -117,6 +117,9 @@ def test_load_real_fmri_formats(tmp_path: Path) -> None:
     (tmp_path / "rh.broken.func.gii").write_bytes(rh.read_bytes())
     with pytest.raises(TribeInputError, match=r"unreadable GIFTI: ExpatError"):
         analyses.load_real_fmri(tmp_path / "rh.broken.func.gii")
+    nii = volumes.write_nifti(pred, tmp_path / "pair.nii.gz")  # a (left, right) pair is GIFTI only
+    with pytest.raises(TribeInputError, match=r"not a GIFTI image \(Nifti1Image\)"):
+        analyses.load_real_fmri((nii, nii))
 
 
 def test_nifti_round_trip_through_vol_to_surf(tmp_path: Path) -> None:

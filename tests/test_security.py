@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from tests.conftest import REPO
+from tests.workflow_helpers import rule_blocks
 
 SOURCE_DIRS = ("tribe_core", "workflow_scripts", "scripts", "benchmarks", "rules")
 SELF = Path(__file__).resolve()
@@ -93,14 +94,12 @@ def test_scanner_catches_what_it_claims(tmp_path: Path) -> None:
 
 def _rule_paths(text: str) -> list[str]:
     """Every path string in the ``output:``, ``log:`` and ``benchmark:`` blocks of a .smk file."""
-    paths, block = [], False
-    for line in text.splitlines():
-        stripped = line.strip()
-        if re.match(r"^ {4}\w+:", line):
-            block = stripped.split(":")[0] in {"output", "log", "benchmark"}
-            continue
-        if block and stripped and not re.match(r"(category|subcategory|caption|labels)=", stripped):
-            paths += re.findall(r"f?\"([^\"]*)\"", stripped)  # report() metadata skipped
+    paths = []
+    for directives in rule_blocks(text).values():
+        for name in ("output", "log", "benchmark"):
+            for line in directives.get(name, []):
+                if not re.match(r"(category|subcategory|caption|labels)=", line):
+                    paths += re.findall(r"f?\"([^\"]*)\"", line)  # report() metadata skipped
     return paths
 
 

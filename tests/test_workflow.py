@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import time
@@ -14,7 +13,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, require_shared
-from tests.workflow_helpers import make_workdir, planned_jobs, snakemake
+from tests.workflow_helpers import make_workdir, planned_jobs, rule_blocks, snakemake
 
 
 @pytest.fixture(scope="module")
@@ -153,19 +152,11 @@ def test_text_context_stride_reruns_text_features_and_is_recorded(finished_run: 
 
 def _rule_directives() -> dict[str, set[str]]:
     """Rule name -> the directives (``log``, ``threads``…) its block in ``rules/*.smk`` sets."""
-    rules: dict[str, set[str]] = {}
-    for path in sorted((REPO / "rules").glob("*.smk")):
-        name = None
-        for line in path.read_text(encoding="utf-8").splitlines():
-            head = re.match(r"^(?:local)?rule (\w+):", line)
-            if head:
-                name = head.group(1)
-                rules[name] = set()
-            elif name and (key := re.match(r"^    (\w+):", line)):
-                rules[name].add(key.group(1))
-            elif line and not line.startswith((" ", "#")):
-                name = None  # a top-level statement ends the rule block
-    return rules
+    return {
+        name: set(directives)
+        for path in sorted((REPO / "rules").glob("*.smk"))
+        for name, directives in rule_blocks(path.read_text(encoding="utf-8")).items()
+    }
 
 
 def test_snakemake_lint_is_clean_and_every_rule_is_complete(workflow_dir: Path) -> None:

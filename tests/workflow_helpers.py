@@ -79,3 +79,28 @@ def planned_jobs(workdir: Path, *args: str) -> dict[str, set[str]]:
         if match and rule:
             jobs.setdefault(rule, set()).add(match.group(1))
     return jobs
+
+
+def rule_blocks(text: str) -> dict[str, dict[str, list[str]]]:
+    """Rule name -> directive -> its stripped lines, for the rules of a ``.smk`` text.
+
+    A directive's lines are the rest of its own line (when not empty) and its indented
+    lines; a top-level statement other than a comment ends the rule.
+    """
+    rules: dict[str, dict[str, list[str]]] = {}
+    rule = directive = None
+    for line in text.splitlines():
+        head = re.match(r"^(?:local)?rule (\w+):", line)
+        if head:
+            rule, directive = head.group(1), None
+            rules[rule] = {}
+        elif rule is None:
+            continue
+        elif key := re.match(r"^ {4}(\w+):(.*)$", line):
+            directive = key.group(1)
+            rules[rule][directive] = [key.group(2).strip()] if key.group(2).strip() else []
+        elif line and not line.startswith((" ", "#")):
+            rule = directive = None
+        elif directive and line.strip():
+            rules[rule][directive].append(line.strip())
+    return rules

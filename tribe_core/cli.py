@@ -12,43 +12,33 @@ The workflow itself runs with ``snakemake`` (see the README).
 
 from __future__ import annotations
 
+import importlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from tribe_core.errors import TribeError
 
-
-def _plan(argv: Sequence[str]) -> int:
-    from tribe_core.planning import main
-
-    main(argv)
-    return 0
-
-
-def _convert(argv: Sequence[str]) -> int:
-    from tribe_core.encoder.__main__ import main
-
-    return main(["convert", *argv])
-
-
-def _demo_models(argv: Sequence[str]) -> int:
-    from tribe_core.demo_models.__main__ import main
-
-    main(argv)
-    return 0
-
-
-COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
-    "plan": (_plan, "plan a stimulus: segments, feature steps, Zarr chunks, bytes, memory"),
-    "convert": (_convert, "convert a released best.ckpt into model.safetensors"),
-    "demo-models": (_demo_models, "build the tiny random demo models (offline)"),
-}
+# name -> (module whose ``main(argv)`` runs it, arguments put first, help line).
+# Modules are imported only when their command runs (torch and friends are slow to load).
+COMMANDS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "plan": (
+        "tribe_core.planning", (),
+        "plan a stimulus: segments, feature steps, Zarr chunks, bytes, memory",
+    ),
+    "convert": (
+        "tribe_core.encoder.__main__", ("convert",),
+        "convert a released best.ckpt into model.safetensors",
+    ),
+    "demo-models": (
+        "tribe_core.demo_models.__main__", (), "build the tiny random demo models (offline)"
+    ),
+}  # fmt: skip
 
 
 def usage() -> str:
     """The command list printed by ``tribe-core --help``."""
     width = max(map(len, COMMANDS))
-    lines = [f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items()]
+    lines = [f"  {name:<{width}}  {text}" for name, (_, _, text) in COMMANDS.items()]
     return "usage: tribe-core COMMAND [ARGS...]  (COMMAND --help for its options)\n\n" + "\n".join(
         ["commands:", *lines]
     )
@@ -64,8 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"tribe-core: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
+    module, first, _ = COMMANDS[name]
     try:
-        return COMMANDS[name][0](rest)
+        return importlib.import_module(module).main([*first, *rest]) or 0
     except TribeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -79,10 +79,11 @@ def _nilearn_fsaverage5_file(stem: str, hemi: str) -> Path | None:
 def _read_shipped(kind: str) -> tuple[list[np.ndarray], ...] | None:
     import nibabel as nib
 
-    paths = [_nilearn_fsaverage5_file(_NILEARN_FILES[kind], h) for h in ("left", "right")]
-    if any(p is None for p in paths):
+    found = [_nilearn_fsaverage5_file(_NILEARN_FILES[kind], h) for h in ("left", "right")]
+    paths = [p for p in found if p is not None]
+    if len(paths) < len(found):
         return None
-    images = [cast(nib.gifti.GiftiImage, nib.load(str(p))) for p in paths if p is not None]
+    images = [cast(nib.gifti.GiftiImage, nib.load(str(p))) for p in paths]
     return tuple([d.data for d in img.darrays] for img in images)
 
 
