@@ -37,12 +37,14 @@ system:
 
 venv: $(VENV)/.installed
 
+# No pip cache: the wheels (torch's CUDA stack alone is several GB) would be stored
+# twice, and CI's disk once ran out during this install.
 $(VENV)/.installed: requirements.lock requirements-oracles.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.lock
-	$(PY) -m pip install -q --no-deps -r requirements-oracles.txt
-	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip install -q --no-cache-dir --upgrade pip
+	$(PY) -m pip install -q --no-cache-dir -r requirements.lock
+	$(PY) -m pip install -q --no-cache-dir --no-deps -r requirements-oracles.txt
+	$(PY) -m pip install -q --no-cache-dir --no-deps -e .
 	touch $@
 
 demo-models: venv

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO, require_shared
-from tests.workflow_helpers import make_workdir, snakemake
+from tests.workflow_helpers import CROSS_RUN_ATOL, make_workdir, snakemake
 
 LONG_S = 90  # the shortest video with two reference chunks: 60 s + 30 s
 
@@ -80,7 +80,7 @@ def test_sharded_workflow_equals_unsharded(
     pred_one = read_predictions(one / "results/long/predictions.zarr").predictions
     pred_two = read_predictions(two / "results/long/predictions.zarr").predictions
     assert pred_one.shape[1] == 20484
-    np.testing.assert_allclose(pred_two, pred_one, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(pred_two, pred_one, rtol=0, atol=CROSS_RUN_ATOL)
 
 
 def test_more_shards_than_chunks_and_checks(

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import yaml
 
 from tests.conftest import ATLAS_DIR, REPO
@@ -18,6 +20,34 @@ COPY_IGNORE = shutil.ignore_patterns(
     ".venv", ".git", "results", ".snakemake", "demo_models", "demo_stimuli", "__pycache__",
     ".pytest_cache", ".ruff_cache", "benchmarks",
 )  # fmt: skip
+# Two runs of the workflow are separate processes: CPU float32 kernels (MKL/oneDNN pick
+# code paths by buffer alignment) need not round alike there. CI once saw predictions
+# from bitwise-equal features differ by 3.3e-6; a half-written or wrong output differs
+# by far more (or does not read at all).
+CROSS_RUN_ATOL = 1e-5
+
+
+def arrays_match(a: np.ndarray, b: np.ndarray, atol: float = CROSS_RUN_ATOL) -> bool:
+    """Same shape and dtype; floating values within ``atol``, anything else equal."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if np.issubdtype(a.dtype, np.floating):
+        return bool(np.allclose(a, b, rtol=0, atol=atol, equal_nan=True))
+    return bool(np.array_equal(a, b))
+
+
+def tables_match(a: Path, b: Path, atol: float = CROSS_RUN_ATOL) -> bool:
+    """Two TSV tables: same columns and text cells, numeric columns within ``atol``."""
+    ta, tb = pd.read_csv(a, sep="\t"), pd.read_csv(b, sep="\t")
+    if list(ta.columns) != list(tb.columns) or ta.shape != tb.shape:
+        return False
+    for column in ta.columns:
+        x, y = ta[column], tb[column]
+        numeric = pd.api.types.is_float_dtype(x) and pd.api.types.is_float_dtype(y)
+        if not (arrays_match(x.to_numpy(), y.to_numpy(), atol) if numeric else x.equals(y)):
+            return False
+    return True
 
 
 def make_workdir(
