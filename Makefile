@@ -2,6 +2,9 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# No pip cache: the wheels (torch's CUDA stack alone is several GB) would be stored
+# twice, and CI's disk once ran out during the install.
+PIP_INSTALL := $(PY) -m pip install -q --no-cache-dir
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CORES ?= 2
 
@@ -39,14 +42,12 @@ system:
 
 venv: $(VENV)/.installed
 
-# No pip cache: the wheels (torch's CUDA stack alone is several GB) would be stored
-# twice, and CI's disk once ran out during this install.
 $(VENV)/.installed: requirements.lock requirements-oracles.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --no-cache-dir --upgrade pip
-	$(PY) -m pip install -q --no-cache-dir -r requirements.lock
-	$(PY) -m pip install -q --no-cache-dir --no-deps -r requirements-oracles.txt
-	$(PY) -m pip install -q --no-cache-dir --no-deps -e .
+	$(PIP_INSTALL) --upgrade pip
+	$(PIP_INSTALL) -r requirements.lock
+	$(PIP_INSTALL) --no-deps -r requirements-oracles.txt
+	$(PIP_INSTALL) --no-deps -e .
 	touch $@
 
 demo-models: venv

@@ -31,3 +31,7 @@ def test_tables_match_compares_text_exactly_and_numbers_within_tolerance(tmp_pat
     assert not tables_match(ref, table("value.tsv", "roi\tmean\nV1\t0.1244567\nV2\t-1.5\n"))
     assert not tables_match(ref, table("short.tsv", "roi\tmean\nV1\t0.1234567\n"))
     assert not tables_match(ref, table("column.tsv", "roi\tmax\nV1\t0.1234567\nV2\t-1.5\n"))
+    words = table("words.tsv", "word\tstart\nNA\t0.5\nnull\t1.0\n")
+    assert tables_match(words, words)
+    assert not tables_match(words, table("empty.tsv", "word\tstart\n\t0.5\nnull\t1.0\n"))
+    assert not tables_match(words, table("nan.tsv", "word\tstart\nNA\t0.5\nnan\t1.0\n"))

@@ -38,8 +38,12 @@ def arrays_match(a: np.ndarray, b: np.ndarray, atol: float = CROSS_RUN_ATOL) -> 
 
 
 def tables_match(a: Path, b: Path, atol: float = CROSS_RUN_ATOL) -> bool:
-    """Two TSV tables: same columns and text cells, numeric columns within ``atol``."""
-    ta, tb = pd.read_csv(a, sep="\t"), pd.read_csv(b, sep="\t")
+    """Two TSV tables: same columns and text cells, numeric columns within ``atol``.
+
+    Cells are read literally (no NA parsing), so words such as ``NA`` or ``null``
+    and empty cells stay distinct text.
+    """
+    ta, tb = (pd.read_csv(path, sep="\t", keep_default_na=False) for path in (a, b))
     if list(ta.columns) != list(tb.columns) or ta.shape != tb.shape:
         return False
     for column in ta.columns:
