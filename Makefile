@@ -30,8 +30,9 @@ check: venv
 test-slow: system venv
 	$(VENV)/bin/pytest -q -m "slow or slurm"
 
-# snakemake --lint parses the workflow, which needs the demo's stimuli folder.
-lint: check demo-stimuli
+# snakemake --lint parses the workflow, which needs the demo's stimuli folder and
+# checkpoint (the config check refuses a checkpoint that does not exist).
+lint: check demo-stimuli demo-models
 	$(VENV)/bin/snakemake --lint --configfile config/demo.yaml
 
 # ffmpeg and espeak-ng from Debian/Ubuntu packages, installed only if missing.

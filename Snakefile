@@ -20,3 +20,10 @@ rule all:
     default_target: True
     input:
         all_targets(),
+
+
+# After a run that executed jobs (not a dry run): each stimulus' products and their paths.
+onsuccess:
+    from tribe_core.summary import print_run_summary
+
+    print_run_summary(RESULTS, STIMULI)

@@ -487,7 +487,7 @@ def _reference_predict(checkpoint: str, info: Any, results: Path, device: str) -
 
     run()  # warm-up
     result, sample_s = _timed(run)
-    n_segments = int(result.trs["segment"].nunique())
+    n_segments = int(result.trs.loc[result.trs["segment"] >= 0, "segment"].nunique())
     return _entry(load_s, sample_s, n_segments, n_segments, "segments")
 
 
@@ -644,14 +644,9 @@ def _film(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _default_atlas() -> str | None:
-    """HCP-MMP1 annotations: carried to the GPU machine in .gpu_carry/atlas, else ../shared."""
-    for path in (
-        REPO / ".gpu_carry" / "atlas",
-        REPO.parent / "shared" / "atlases" / "hcp_mmp1_fsaverage",
-    ):
-        if (path / "lh.HCP-MMP1.annot").exists():
-            return str(path)
-    return None
+    """HCP-MMP1 folder carried along in .gpu_carry/atlas; else None (the workflow's caches)."""
+    path = REPO / ".gpu_carry" / "atlas"
+    return str(path) if (path / "lh.HCP-MMP1.annot").exists() else None
 
 
 if __name__ == "__main__":

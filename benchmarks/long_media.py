@@ -95,6 +95,9 @@ def main() -> None:
     parser.add_argument("--rss-limit-mb", type=float, default=4096)
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument(
+        "--atlas-dir", default=None, help="HCP-MMP1 folder (default: the caches, else no ROIs)"
+    )
+    parser.add_argument(
         "--word-every-s", type=float, default=4.0,
         help="one transcript word every this many seconds (0.4 = speech rate; on 2 CPU "
         "cores the text stage then takes over an hour with 1024-word contexts)",
@@ -112,7 +115,8 @@ def main() -> None:
     demo["transcription"].update(
         model=str(models / "whisper" / "asr"), align_model=str(models / "whisper" / "align")
     )
-    demo["products"].update(atlas_dir=str((REPO / demo["products"]["atlas_dir"]).resolve()))
+    if args.atlas_dir:
+        demo["products"].update(atlas_dir=str(Path(args.atlas_dir).resolve()))
     config = work / "config.yaml"
     config.write_text(yaml.safe_dump(demo, sort_keys=False))
 

@@ -10,11 +10,19 @@ sys.path.insert(0, workflow.basedir)
 from tribe_core.events.sidecar import find_sidecar  # noqa: E402
 from tribe_core.features.spec import modality_dtype  # noqa: E402
 from tribe_core.features.store import feature_model_fingerprints  # noqa: E402
-from tribe_core.stimuli import discover_stimuli  # noqa: E402
+from tribe_core.products.atlas_source import (  # noqa: E402
+    AtlasSettings,
+    atlas_missing_message,
+    resolve_atlas_dir,
+)
+from tribe_core.config_check import check_checkpoint, check_config_keys  # noqa: E402
+from tribe_core.stimuli import stimuli_from_config  # noqa: E402
 
+check_config_keys(config, workflow.source_path("../config/schema/config.schema.yaml"))
 validate(config, workflow.source_path("../config/schema/config.schema.yaml"))
+check_checkpoint(config["checkpoint"])
 
-STIMULI = discover_stimuli(config["stimuli"], default_language=config["language"])
+STIMULI = stimuli_from_config(config["stimuli"], default_language=config["language"])
 RESULTS = config["results_dir"]
 MODALITIES = ["text", "audio", "video"]
 
@@ -23,6 +31,13 @@ def _names_regex(kinds):
     names = [re.escape(n) for n, s in STIMULI.items() if s.kind in kinds]
     # A pattern that matches nothing keeps a rule inert when no stimulus needs it.
     return "|".join(names) if names else "(?!x)x"
+
+
+# HCP-MMP1 from the config, a cache or an allowed download; None leaves the ROI products out.
+ATLAS_SETTINGS = AtlasSettings.from_products(config["products"])
+ATLAS_DIR = resolve_atlas_dir(ATLAS_SETTINGS)
+if ATLAS_DIR is None:
+    print(f"WARNING: {atlas_missing_message(ATLAS_SETTINGS)}", file=sys.stderr)
 
 
 MEDIA_STIMULI = _names_regex({"video", "audio"})
@@ -75,11 +90,12 @@ def all_targets():
         base = f"{RESULTS}/{name}"
         targets += [
             f"{base}/predictions.zarr",
-            f"{base}/rois/roi_mean.tsv",
             f"{base}/nifti/predictions.nii.gz",
             f"{base}/plots",
             f"{base}/report.html",
         ]
+        if ATLAS_DIR is not None:
+            targets.append(f"{base}/rois/roi_mean.tsv")
         if config["products"].get("contributions", False):
             targets.append(f"{base}/contributions")
         if name in config["products"].get("real_fmri", {}):

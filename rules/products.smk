@@ -21,7 +21,7 @@ rule roi_table:
         mem_mb=res("roi_table")["mem_mb"],
         runtime=res("roi_table")["runtime"],
     params:
-        atlas_dir=PRODUCTS.get("atlas_dir"),
+        atlas_dir=str(ATLAS_DIR) if ATLAS_DIR else None,
         rois=PRODUCTS.get("rois", []),
         top_k=PRODUCTS.get("top_k", 10),
     script:

@@ -1,17 +1,21 @@
-"""Shared fixtures: repo paths, the shared parity data, tiny demo models, demo stimuli."""
+"""Shared fixtures: repo paths, ../shared, a synthetic atlas, tiny demo models, demo stimuli."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# The one place the tests name ../shared (CI has it; a user's clone does not).
 SHARED = REPO.parent / "shared"
-ATLAS_DIR = SHARED / "atlases" / "hcp_mmp1_fsaverage"
+# The real HCP-MMP1 (never vendored): only the real-atlas checks use it.
+REAL_ATLAS_DIR = SHARED / "atlases" / "hcp_mmp1_fsaverage"
+_SYNTHETIC_ATLAS: list[Path] = []
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -23,6 +27,27 @@ def require_shared(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent: the shared parity data/atlases are not on this machine")
     return path
+
+
+def synthetic_atlas_dir() -> Path:
+    """A synthetic HCP-style parcellation, made once per process by its command.
+
+    ``python -m tribe_core.demo_models.atlas DIR``: 24 HCP-named areas per hemisphere
+    (not the real atlas), so the workflow's ROI stages run without ``../shared``.
+    """
+    if not _SYNTHETIC_ATLAS:
+        out = Path(tempfile.mkdtemp(prefix="tribeflow-synthetic-atlas-"))
+        subprocess.run(
+            [sys.executable, "-m", "tribe_core.demo_models.atlas", str(out)], check=True, cwd=REPO
+        )
+        _SYNTHETIC_ATLAS.append(out)
+    return _SYNTHETIC_ATLAS[0]
+
+
+@pytest.fixture(scope="session")
+def synthetic_atlas() -> Path:
+    """Folder with the synthetic ``{lh,rh}.HCP-MMP1.annot`` (see :func:`synthetic_atlas_dir`)."""
+    return synthetic_atlas_dir()
 
 
 @pytest.fixture(scope="session")

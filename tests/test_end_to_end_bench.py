@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, require_shared
+from tests.conftest import REPO, synthetic_atlas_dir
 
 STAGES = (
     "extract_audio", "transcribe", "annotate_words", "extract_text_features",
@@ -21,7 +21,7 @@ MODEL_STAGES = ("extract_text_features", "extract_audio_features", "extract_vide
 
 @pytest.mark.slow
 def test_end_to_end_tiny_film_every_stage_measured(tmp_path) -> None:  # noqa: ANN001
-    atlas = require_shared("atlases", "hcp_mmp1_fsaverage")
+    atlas = synthetic_atlas_dir()
     if shutil.which("ffprobe") is None:
         pytest.skip("ffprobe is not installed")
     out = tmp_path / "out"

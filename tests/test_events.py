@@ -69,7 +69,8 @@ def test_build_events_rows_and_columns() -> None:
     assert words.text.tolist() == [w for w, _, _ in WORDS]
     np.testing.assert_allclose(words.start, [s for _, s, _ in WORDS])
     np.testing.assert_allclose(words.duration, [e - s for _, s, e in WORDS])
-    assert set(events.language) == {"en"}
+    # the reference's values: the language name on Word rows, none on Audio/Video rows
+    assert events.language.tolist() == ["", ""] + ["english"] * len(WORDS)
     silent = MediaInfo("video", "s.mp4", 600.0, has_audio=False, has_video=True, fps=25.0)
     only_video = build_events(transcript_of(WORDS[:0] or [("x", 0, 0.1)]), silent)
     assert only_video.type.tolist() == ["Video", "Word"]
@@ -331,10 +332,51 @@ def test_read_words_tsv(tmp_path: Path) -> None:
     assert read_sidecar(path)["segments"][0]["words"][0]["end"] == 0.7
 
 
+def test_read_words_tsv_with_neuralset_text_header_and_language(tmp_path: Path) -> None:
+    """neuralset's words table: ``text`` instead of ``word``, a ``language`` name, and
+    (in a whole events table) rows of other types, which are not words."""
+    path = tmp_path / "clip.words.tsv"
+    path.write_text(
+        "type\tstart\tduration\ttext\tlanguage\n"
+        "Audio\t0.0\t10.0\t\t\n"
+        "Word\t0.5\t0.25\tBonjour\tfrench\n"
+        "Word\t1.0\t0.5\tamis\tfrench\n",
+        encoding="utf-8",
+    )
+    transcript = read_sidecar(path, language="en")
+    assert transcript["language"] == "fr"  # the file's own language wins, as a code
+    assert transcript["segments"][0]["words"] == [
+        {"word": "Bonjour", "start": 0.5, "end": 0.75},
+        {"word": "amis", "start": 1.0, "end": 1.5},
+    ]
+    events = build_events(transcript, AUDIO_MEDIA)
+    assert events.language.tolist() == ["", "french", "french"]
+    path.write_text("text\tstart\tduration\nhi\t0.5\t0.25\n", encoding="utf-8")
+    assert read_sidecar(path, language="english")["language"] == "en"
+
+
+def test_language_codes_and_names_map_both_ways() -> None:
+    from whisperx.utils import LANGUAGES as WHISPER_NAMES
+
+    from tribe_core.events.language import LANGUAGE_NAMES, language_code, language_name
+
+    # the reference names languages as whisper does ("english"; its ExtractWordsFromAudio)
+    assert all(WHISPER_NAMES[code] == name for code, name in LANGUAGE_NAMES.items())
+    for code, name in LANGUAGE_NAMES.items():
+        assert language_code(name) == language_code(code) == code
+        assert language_name(code) == language_name(name.upper()) == name
+    assert language_code(" en-US ") == language_code("en_GB") == "en"
+    assert language_code("xx") == language_name("xx") == "xx"  # unknown: unchanged
+    english = build_events(transcript_of(WORDS, language="english"), AUDIO_MEDIA)
+    pd.testing.assert_frame_equal(english, build_events(transcript_of(WORDS), AUDIO_MEDIA))
+
+
 @pytest.mark.parametrize(
     ("name", "content", "match"),
     [
-        ("x.words.tsv", "text\tonset\nhi\t1\n", "needs 'word', 'start'"),
+        ("x.words.tsv", "text\tonset\nhi\t1\n", r"needs 'word' \(or 'text'\), 'start'"),
+        ("x.words.tsv", "text\tstart\nhi\t1\n", "needs a 'duration' or 'end' column"),
+        ("x.words.tsv", "text\tstart\tend\tlanguage\na\t1\t2\ten\nb\t2\t3\tfr\n", "mixes"),
         ("x.words.tsv", "word\tstart\tduration\nhi\tsoon\t1\n", "non-numeric"),
         ("x.words.tsv", "word\tstart\tduration\nhi\t2\t-1\n", "invalid times"),
         ("x.json", '{"text": "no segments"}', "not a whisperX transcript"),

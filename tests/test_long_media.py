@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import require_shared
 from tests.workflow_helpers import make_workdir, snakemake
 
 pytestmark = pytest.mark.slow
@@ -38,7 +37,6 @@ def _long_text(min_words: int = 420) -> str:
 
 def test_long_speech_times_and_tr_count(tmp_path: Path, demo_models: Path) -> None:
     """>= 3 min of speech as a .txt stimulus and as a WAV with a .words.tsv sidecar."""
-    require_shared("atlases", "hcp_mmp1_fsaverage")
     from tribe_core.media import synthesize_speech
     from tribe_core.segments import read_predictions
 
@@ -71,8 +69,8 @@ def test_long_speech_times_and_tr_count(tmp_path: Path, demo_models: Path) -> No
         np.testing.assert_allclose(words["start"].to_numpy(), known_starts, atol=0.25)
         media = json.loads((base / "media.json").read_text())
         result = read_predictions(base / "predictions.zarr")
-        # The TR table pads the last 100-TR segment; TRs on the stimulus' timeline
-        # are those starting before its end, and all of them carry an event.
+        # The TR table has one row per stimulus TR; those starting before the
+        # stimulus' end are on its timeline, and all of them carry an event.
         on_timeline = result.trs["tr_start_s"] < media["duration_s"]
         assert abs(int(on_timeline.sum()) - media["duration_s"]) <= 1, (name, media)
         n_kept = int(result.trs["kept"].sum())

@@ -51,6 +51,53 @@ def test_ablation_contributions_of_a_linear_model() -> None:
         analyses.modality_contributions(full, {"text": full[:3]})
 
 
+def test_contributions_of_a_one_modality_stimulus(tmp_path: Path, demo_models: Path) -> None:
+    """Audio only (as the demo's speech_audio): its map is the prediction minus the
+    prediction with every modality zero-filled; text and video get none."""
+    import nibabel as nib
+
+    from tribe_core.encoder import load_encoder
+    from tribe_core.events import write_events_tsv
+    from tribe_core.io.zarr_store import write_feature_store
+    from tribe_core.media import MediaInfo
+    from tribe_core.segments import predict_stimulus
+    from tribe_core.stages import run_contributions
+
+    checkpoint = str(demo_models / "tribe")
+    encoder = load_encoder(checkpoint)
+    audio = np.random.default_rng(3).standard_normal((*encoder.feature_dims["audio"], 12))
+    audio = audio.astype(np.float32)  # 6 s at 2 Hz
+    stores = {m: tmp_path / f"{m}.zarr" for m in ("text", "audio", "video")}
+    for m, path in stores.items():
+        write_feature_store(path, audio if m == "audio" else None, {})
+    events = pd.DataFrame(
+        {"type": ["Audio"], "start": [0.0], "duration": [6.0], "text": [""], "sentence": [""],
+         "sentence_char": [0], "context": [""], "language": ["en"]}
+    )  # fmt: skip
+    write_events_tsv(events, tmp_path / "events.tsv")
+    MediaInfo("audio", "speech_audio.wav", 6.0, True, False).write(tmp_path / "media.json")
+    out = tmp_path / "contributions"
+    run_contributions(
+        stores, tmp_path / "events.tsv", tmp_path / "media.json", out, checkpoint=checkpoint,
+        device="cpu", precision="fp32", batch_size=8, duration_trs=100, overlap_trs=0,
+        stimulus="speech_audio",
+    )  # fmt: skip
+    names = sorted(p.name for p in out.iterdir())
+    assert "contribution_audio.lh.func.gii" in names and "contributions.png" in names
+    assert not any("text" in n or "video" in n for n in names)  # absent: no map
+    table = pd.read_csv(out / "contributions.tsv", sep="\t")
+    assert [c for c in table.columns if c.endswith("_mean")] == ["audio_mean"]
+    assert set(table["dominant"]) == {"audio"}
+    full = predict_stimulus(encoder, {"audio": audio}, events, duration_s=6.0).predictions
+    none = dict.fromkeys(stores)
+    base = predict_stimulus(encoder, none, events, duration_s=6.0, allow_all_absent=True)
+    want = (full - base.predictions).mean(axis=0)
+    assert np.abs(want).max() > 1e-3  # the modality does change the prediction
+    np.testing.assert_allclose(table["audio_mean"], want, rtol=1e-5, atol=1e-7)
+    lh = nib.load(out / "contribution_audio.lh.func.gii").darrays[0].data
+    np.testing.assert_allclose(lh, want[:10242], rtol=1e-6, atol=1e-7)
+
+
 def test_write_contribution_maps(tmp_path: Path) -> None:
     import nibabel as nib
     from PIL import Image

@@ -69,23 +69,71 @@ def test_color_limits() -> None:
     assert (lo, hi) == (-4.0, 3.0)
 
 
-@pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffprobe is not installed")
-def test_movie_mp4_has_one_frame_per_tr(tmp_path: Path) -> None:
-    out = plots.make_movie(smooth_predictions(4), tmp_path / "movie.mp4", fps=2)
-    assert out.suffix == ".mp4"
+def _probe(path: Path) -> dict:
     probe = subprocess.run(
         ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
-         "-show_entries", "stream=nb_read_frames,codec_name,duration", "-of", "json", str(out)],
+         "-show_entries", "stream=nb_read_frames,codec_name,duration,r_frame_rate",
+         "-of", "json", str(path)],
         capture_output=True, check=True, text=True,
     )  # fmt: skip
-    stream = json.loads(probe.stdout)["streams"][0]
-    assert stream["codec_name"] == "h264"
-    assert int(stream["nb_read_frames"]) == 4
-    assert float(stream["duration"]) == pytest.approx(2.0, abs=0.05)
+    return json.loads(probe.stdout)["streams"][0]
+
+
+def _decoded_frames(path: Path, width: int = 64) -> np.ndarray:
+    """Every decoded frame of a movie, scaled to ``width`` px: ``[n, h, width, 3]`` uint8."""
+    raw = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-vf", f"scale={width}:-2",
+         "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height",
+         "-of", "json", str(path)],
+        capture_output=True, check=True, text=True,
+    )  # fmt: skip
+    size = json.loads(probe.stdout)["streams"][0]
+    height = int(round(size["height"] * width / size["width"] / 2)) * 2
+    return np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3)
+
+
+@pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffprobe is not installed")
+@pytest.mark.parametrize("tr_s", [1.0, 1.49])
+def test_movie_mp4_plays_in_stimulus_time(tmp_path: Path, tr_s: float) -> None:
+    """Each TR's frame lasts one TR: the movie lasts n_trs * TR, at a standard 25 fps."""
+    out = plots.make_movie(
+        smooth_predictions(4), tmp_path / "movie.mp4", tr_s=tr_s, views=("lateral",), scale=0.4
+    )
+    assert out.suffix == ".mp4"
+    stream = _probe(out)
+    assert stream["codec_name"] == "h264" and stream["r_frame_rate"] == "25/1"
+    assert float(stream["duration"]) == pytest.approx(4 * tr_s, abs=1 / 25)
+    assert int(stream["nb_read_frames"]) == pytest.approx(4 * tr_s * 25, abs=1)
+    # The frame changes only at TR boundaries: 4 runs of equal frames, one per TR.
+    frames = _decoded_frames(out).astype(int)
+    changes = np.flatnonzero(np.abs(np.diff(frames, axis=0)).max(axis=(1, 2, 3)) > 40) + 1
+    np.testing.assert_allclose(changes / 25, tr_s * np.arange(1, 4), atol=1 / 25)
+
+
+@pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffprobe is not installed")
+def test_movie_holds_dropped_trs_on_the_stimulus_clock(tmp_path: Path) -> None:
+    """Rows of TRs 0, 1, 4 of a 6-TR stimulus: 6 TRs of movie, the gaps drawn bare."""
+    out = plots.make_movie(
+        smooth_predictions(3), tmp_path / "movie.mp4", tr_s=1.0, tr_start_s=[0.0, 1.0, 4.0],
+        n_trs=6, views=("lateral",), scale=0.4,
+    )  # fmt: skip
+    assert float(_probe(out)["duration"]) == pytest.approx(6.0, abs=1 / 25)
+    frames = _decoded_frames(out, width=160).astype(int)
+    colour = (frames.max(axis=3) - frames.min(axis=3) > 60).mean(axis=(1, 2))
+    per_tr = [float(colour[25 * k + 12]) for k in range(6)]  # mid-TR frames
+    data, gaps = [per_tr[i] for i in (0, 1, 4)], [per_tr[i] for i in (2, 3, 5)]
+    assert min(data) > 0.15  # maps in colour
+    assert max(gaps) < 0.1 * min(data)  # grey brain (only the colourbar has colour)
+    with pytest.raises(TribeInputError, match="6 TRs"):
+        plots.make_movie(smooth_predictions(3), tmp_path / "x.mp4", tr_start_s=[0, 1, 6], n_trs=6)
 
 
 def test_movie_gif(tmp_path: Path) -> None:
-    out = plots.make_movie(smooth_predictions(3), tmp_path / "movie.gif", fps=4)
+    out = plots.make_movie(smooth_predictions(3), tmp_path / "movie.gif", tr_s=0.25)
     with Image.open(out) as gif:
         assert gif.n_frames == 3
         assert gif.info["duration"] == 250
@@ -103,7 +151,7 @@ def test_movie_frames_from_worker_processes_equal_one_process(
     preds = smooth_predictions(6)
     style = {
         "views": ("lateral",), "cmap": "cold_hot", "threshold": None, "symmetric": True,
-        "tr_start_s": [0.0, 1.0, 2.0, 3.0, 4.0, 5.0], "scale": 0.5, "engine": "raster",
+        "timeline": plots.movie_timeline(6), "scale": 0.5, "engine": "raster",
     }  # fmt: skip
     one = list(plots._frames(preds, **style, workers=1))
     with caplog.at_level("INFO", logger=plots.__name__):
@@ -132,9 +180,4 @@ def test_parallel_movie_from_a_script_without_main_guard(tmp_path: Path) -> None
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("done") == 1  # the stage ran once, not again in each worker
-    probe = subprocess.run(
-        ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
-         "-show_entries", "stream=nb_read_frames", "-of", "json", str(out)],
-        capture_output=True, check=True, text=True,
-    )  # fmt: skip
-    assert int(json.loads(probe.stdout)["streams"][0]["nb_read_frames"]) == 52
+    assert float(_probe(out)["duration"]) == pytest.approx(52.0, abs=1 / 25)  # 52 TRs of 1 s

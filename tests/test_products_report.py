@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 import shutil
 import subprocess
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -67,9 +69,10 @@ def test_report_puts_frames_words_and_maps_on_one_timeline(video: Path, tmp_path
     xs = [float(x) for x, _, _ in brains]
     assert xs[0] == x0 and all(np.diff(xs) >= int(brains[0][1]))
     assert base64.b64decode(brains[0][2])[:4] == b"\x89PNG"
-    # Plot files are inlined below; the media is linked relative to the report.
+    # Plot files are inlined below, and so is the video for the player.
     assert page.count("data:image/png;base64") == len(brains) + 1
-    assert 'src="../' in page and "clip.mp4" in page
+    player = re.search(r'<video id="media" src="data:video/mp4;base64,([^"]+)"', page)
+    assert player and base64.b64decode(player.group(1)) == video.read_bytes()
 
 
 def test_report_without_media_or_words(tmp_path: Path) -> None:
@@ -82,3 +85,93 @@ def test_report_without_media_or_words(tmp_path: Path) -> None:
     assert "Most responsive ROIs" in page and "&lt;STSdp&gt;" in page and "<td>0.25</td>" in page
     assert "<video" not in page and "image/jpeg" not in page
     assert page.count('class="wlabel"') == 0
+
+
+class _Links(HTMLParser):
+    """Every URL-valued attribute of a page (``src``, ``href``, ``poster``, ``data``...)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[tuple[str, str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if name in ("src", "href", "xlink:href", "poster", "data", "srcset", "action"):
+                self.urls.append((tag, name, value or ""))
+
+
+def _local_references(page: str) -> list[tuple[str, str, str]]:
+    """URLs that are neither data URIs, web addresses nor in-page anchors."""
+    parser = _Links()
+    parser.feed(page)
+    assert parser.urls  # the page does reference things (images, the player)
+    ok = ("data:", "http://", "https://", "#")
+    return [(t, n, v[:80]) for t, n, v in parser.urls if not v.startswith(ok)]
+
+
+def _report(media: Path, out: Path) -> Path:
+    preds = np.random.default_rng(1).standard_normal((8, 20484)).astype(np.float32)
+    trs = pd.DataFrame({"tr_start_s": np.arange(8, dtype=float), "kept": True})
+    events = pd.DataFrame({"type": ["Word"], "start": [1.0], "duration": [0.5], "text": ["hello"]})
+    return report.write_report("clip", preds, trs, events, [], out, media_path=media)
+
+
+def test_report_moved_alone_references_no_local_file(video: Path, tmp_path: Path) -> None:
+    """As ``snakemake --report`` zips it: the page alone, away from the results."""
+    out = _report(video, tmp_path / "results" / "clip" / "report.html")
+    moved = shutil.move(out, tmp_path / "elsewhere.html")
+    shutil.rmtree(tmp_path / "results")
+    page = Path(moved).read_text()
+    assert _local_references(page) == []
+    assert '<video id="media" src="data:video/mp4;base64,' in page
+    assert str(video.parent) not in page and "clip.mp4, embedded." in page
+
+
+def test_report_embeds_a_preview_of_a_format_browsers_may_not_play(tmp_path: Path) -> None:
+    mkv = tmp_path / "clip.mkv"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y",
+         "-f", "lavfi", "-i", "testsrc=size=640x360:rate=25:duration=4",
+         "-f", "lavfi", "-i", "sine=frequency=440:duration=4",
+         "-c:v", "mpeg4", "-c:a", "mp2", str(mkv)],
+        check=True,
+    )  # fmt: skip
+    page = _report(mkv, tmp_path / "report.html").read_text()
+    assert _local_references(page) == []
+    uri = re.search(r'<video id="media" src="data:video/mp4;base64,([^"]+)"', page)
+    assert uri and "clip.mkv, embedded as a compressed preview." in page
+    preview = tmp_path / "preview.mp4"
+    preview.write_bytes(base64.b64decode(uri.group(1)))
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width:format=duration",
+         "-of", "json", str(preview)],
+        capture_output=True, check=True, text=True,
+    )  # fmt: skip
+    info = json.loads(probe.stdout)
+    assert [s["codec_name"] for s in info["streams"]] == ["h264", "aac"]
+    assert info["streams"][0]["width"] == 320
+    assert float(info["format"]["duration"]) == pytest.approx(4.0, abs=0.1)
+
+
+def test_report_of_a_stimulus_too_large_to_embed(
+    video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over the limit (here lowered to 1 kB), the page says so and still names no file."""
+    monkeypatch.setattr(report, "EMBED_MAX_BYTES", 1000)
+    page = _report(video, tmp_path / "report.html").read_text()
+    assert _local_references(page) == []
+    assert "<video" not in page and "clip.mp4 (0.0 MB, 8 s) is not embedded" in page
+    assert page.count("data:image/jpeg") >= 3  # the timeline keeps the video's frames
+
+
+def test_report_embeds_an_audio_stimulus(tmp_path: Path) -> None:
+    wav = tmp_path / "tone.wav"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=440:duration=3",
+         "-ar", "16000", str(wav)],
+        check=True,
+    )  # fmt: skip
+    page = _report(wav, tmp_path / "report.html").read_text()
+    assert _local_references(page) == []
+    uri = re.search(r'<audio id="media" src="data:audio/wav;base64,([^"]+)"', page)
+    assert uri and base64.b64decode(uri.group(1)) == wav.read_bytes()

@@ -9,18 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import REAL_ATLAS_DIR, require_shared
 from tribe_core.errors import TribeConfigError, TribeInputError
 from tribe_core.products import atlas, rois
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-ATLAS = SHARED / "atlases" / "hcp_mmp1_fsaverage"
+ATLAS = REAL_ATLAS_DIR
 
 
 @pytest.fixture(scope="module")
 def atlas_dir() -> Path:
-    if not (ATLAS / "lh.HCP-MMP1.annot").exists():
-        pytest.skip(f"{ATLAS} is absent: the shared HCP-MMP1 atlas is not on this machine")
-    return ATLAS
+    """The real HCP-MMP1 (``../shared``): the checks below need its 180 areas."""
+    return require_shared("atlases", "hcp_mmp1_fsaverage")
 
 
 @pytest.fixture(scope="module")
@@ -169,3 +168,22 @@ def test_bad_inputs_raise(atlas_dir: Path) -> None:
         rois.write_roi_tables(
             np.zeros((3, 20484)), pd.DataFrame({"tr_start_s": [0.0]}), atlas_dir, Path("/tmp")
         )
+
+
+def test_synthetic_atlas_roi_tables(synthetic_atlas: Path, predictions: np.ndarray) -> None:
+    """ROI means and the top table on the synthetic HCP-style atlas (runs without ../shared)."""
+    parc = atlas.load_hcp_mmp1(synthetic_atlas)
+    assert len(parc.areas) == 24 and parc.areas[0] == "V1"
+    left_v1 = parc.vertices("V1", "left")
+    assert left_v1.size > 100 and left_v1.max() < 10242
+    preds = predictions.copy()
+    preds[:, left_v1] += 5.0
+    table = rois.roi_timeseries(preds, parc)
+    assert table.shape == (7, 72)  # L_, R_ and bilateral per area
+    np.testing.assert_allclose(
+        table["L_V1"], preds[:, left_v1].astype(np.float64).mean(axis=1), rtol=1e-6
+    )
+    medial_wall = parc.vertex_area < 0
+    assert 200 < medial_wall[:10242].sum() < 1500
+    top = rois.roi_mean_table(table, parc).sort_values("mean", ascending=False)
+    assert top.iloc[0]["roi"] == "L_V1"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import shutil
 import struct
 import subprocess
@@ -20,7 +22,6 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import require_shared
 from tests.workflow_helpers import SNAKEMAKE, make_workdir, planned_jobs, snakemake
 from tribe_core.errors import TribeConfigError, TribeInputError
 from tribe_core.io.zarr_store import read_feature_store, store_matches
@@ -353,6 +354,111 @@ def test_bad_stimulus_folder_stops_before_any_job(dry_dir: Path, bad: Path, case
     assert "Job stats" not in out and not (dry_dir / "results").exists()
 
 
+def _several_bad(dry_dir: Path, bad: Path) -> tuple[Path, dict[str, str]]:
+    folder = dry_dir / "stimuli_several_bad"
+    if not folder.exists():
+        folder.mkdir()
+        shutil.copy(bad / "tone.wav", folder / "tone.wav")
+        shutil.copy(bad / "full.mp3", folder / "notes.docx")
+        (folder / "void.mp4").write_bytes(b"")
+        (folder / "gone.wav").symlink_to(folder / "nowhere.wav")
+        (folder / "extra").mkdir()
+        (folder / "README.md").write_text("my stimuli\n")
+    return folder, {
+        "notes.docx": "unsupported suffix '.docx'",
+        "void.mp4": "file is empty (0 bytes)",
+        "gone.wav": "broken or looping symlink",
+    }
+
+
+def test_every_bad_stimulus_is_listed_before_any_job(dry_dir: Path, bad: Path) -> None:
+    folder, problems = _several_bad(dry_dir, bad)
+    proc = _dry_run(dry_dir, "test_config.yaml", "--config", f"stimuli={folder.name}")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and out.count("TribeInputError") == 1, out[-3000:]
+    assert "3 bad stimulus file(s)" in out
+    for name, problem in problems.items():  # paths as the config gives them (relative)
+        assert f"{str(Path(folder.name) / name)!r}: {problem}" in out, out[-3000:]
+    assert "Job stats" not in out and not (dry_dir / "results").exists()
+
+
+def test_on_error_skip_plans_the_good_stimuli_and_names_the_skipped(
+    dry_dir: Path, bad: Path
+) -> None:
+    folder, problems = _several_bad(dry_dir, bad)
+    config = _config(dry_dir)
+    config["stimuli"] = {"source": folder.name, "on_error": "skip"}
+    (dry_dir / "skip.yaml").write_text(yaml.safe_dump(config))
+    proc = _dry_run(dry_dir, "skip.yaml")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    planned = set(re.findall(r"wildcards: stimulus=(.+)$", proc.stdout, re.M))
+    assert planned == {"tone"}
+    assert "WARNING: stimuli: skipped 3 bad file(s) (on_error: skip)" in proc.stderr
+    for name, problem in problems.items():
+        assert f"{str(Path(folder.name) / name)!r}: {problem}" in proc.stderr
+    assert f"stimuli: in {folder.name!r}, not stimuli: 2 ignored (README.md, extra/)" in proc.stderr
+    assert not (dry_dir / "results").exists()
+
+
+def test_missing_stimuli_folder_says_it_does_not_exist(dry_dir: Path) -> None:
+    proc = _dry_run(dry_dir, "test_config.yaml", "--config", "stimuli=stimuly")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "file 'stimuly': the stimuli folder or sample sheet does not exist" in out, out[-3000:]
+
+
+def test_misspelt_config_key_is_one_line_not_the_schema(dry_dir: Path) -> None:
+    config = _config(dry_dir)
+    config["predict"]["batchsize"] = config["predict"].pop("batch_size")
+    (dry_dir / "typo.yaml").write_text(yaml.safe_dump(config))
+    proc = _dry_run(dry_dir, "typo.yaml")
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    lines = [x for x in out.splitlines() if "unknown key" in x]
+    assert lines == [
+        "config: unknown key 'predict.batchsize' (did you mean 'predict.batch_size'?); "
+        "allowed keys in 'predict': device, precision, batch_size, duration_trs, overlap_trs, "
+        "compile"
+    ], out[-3000:]
+    # not Snakemake's validate output, which prints the whole schema
+    assert "Failed validating" not in out and "additionalProperties" not in out
+    assert len(out.splitlines()) < 12, out
+    assert not (dry_dir / "results").exists()
+
+
+@pytest.mark.parametrize("case", ["missing dir", "no weights", "hub id not cached"])
+def test_missing_checkpoint_fails_the_dry_run(dry_dir: Path, demo_models: Path, case: str) -> None:
+    partial = dry_dir / "partial_tribe"
+    if not partial.exists():
+        partial.mkdir()
+        shutil.copy(demo_models / "tribe" / "config.yaml", partial / "config.yaml")
+    checkpoint, message = {
+        "missing dir": (
+            str(dry_dir / "models" / "tribe"),
+            f"config key `checkpoint`: {str(dry_dir / 'models' / 'tribe')!r} does not exist",
+        ),
+        "no weights": (
+            str(partial),
+            f"config key `checkpoint`: {str(partial)!r} lacks best.ckpt (or model.safetensors)",
+        ),
+        "hub id not cached": (
+            "nobody/tribev2-absent",
+            "config key `checkpoint`: 'nobody/tribev2-absent' is no local directory, and as a "
+            "hub id it is not in the Hugging Face cache (HF_HUB_OFFLINE is set)",
+        ),
+    }[case]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(dry_dir / "empty_hub")}
+    proc = subprocess.run(
+        [SNAKEMAKE, "--configfile", "test_config.yaml", "--dry-run", "--cores", "1",
+         "--config", f"checkpoint={checkpoint}"],
+        cwd=dry_dir, capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "TribeConfigError" in out and message in out, out[-3000:]
+    assert "Job stats" not in out and not (dry_dir / "results").exists()
+
+
 def _sparse_wav(path: Path, seconds: int, rate: int = 16000) -> None:
     """A valid PCM16 WAV of ``seconds`` that takes no disk (a sparse file of zeros)."""
     n_bytes = seconds * rate * 2
@@ -423,7 +529,6 @@ def _digest(folder: Path) -> dict[str, str]:
 def test_real_run_odd_name_bad_neighbour_and_stale_features(
     tmp_path: Path, demo_models: Path, demo_stimuli: Path, bad: Path
 ) -> None:
-    require_shared("atlases", "hcp_mmp1_fsaverage")
     stimuli = tmp_path / "stimuli"
     stimuli.mkdir()
     shutil.copy(demo_stimuli / "story.txt", stimuli / f"{WEIRD_NAME}.txt")

@@ -31,7 +31,6 @@ import psutil
 import pytest
 import zarr
 
-from tests.conftest import require_shared
 from tests.workflow_helpers import SNAKEMAKE, arrays_match, make_workdir, snakemake, tables_match
 
 pytestmark = [
@@ -99,7 +98,6 @@ def _same(a: Path, b: Path) -> str | None:
 
 @pytest.fixture(scope="module")
 def stimuli(tmp_path_factory: pytest.TempPathFactory, demo_stimuli: Path) -> Path:
-    require_shared("atlases", "hcp_mmp1_fsaverage")
     folder = tmp_path_factory.mktemp("kill_stimuli")
     shutil.copy(demo_stimuli / "speech_audio.wav", folder / "speech_audio.wav")
     shutil.copy(demo_stimuli / "story.txt", folder / "story.txt")

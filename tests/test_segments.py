@@ -12,6 +12,7 @@ import torch
 from tribe_core.encoder import TribeEncoder, load_encoder, save_random_checkpoint
 from tribe_core.errors import TribeConfigError, TribeInputError
 from tribe_core.segments import (
+    TR_ARRAYS,
     PredictionResult,
     predict_stimulus,
     read_predictions,
@@ -73,8 +74,9 @@ def test_short_stimulus_shorter_than_one_segment(encoder: TribeEncoder) -> None:
     feats = _features(7)  # 3.5 s at 2 Hz
     result = predict_stimulus(encoder, feats, _events(3.5), duration_trs=SEG)
     assert result.predictions.shape == (4, V) and result.predictions.dtype == np.float32
-    assert len(result.trs) == SEG  # one segment before dropping
-    assert result.trs["kept"].tolist() == [True] * 4 + [False] * 6
+    # One 10-TR segment, but the stimulus has 4 TRs: the padding is no TR of it.
+    assert len(result.trs) == result.n_trs == 4
+    assert result.trs["kept"].tolist() == [True] * 4
     np.testing.assert_allclose(
         result.predictions, _direct(encoder, feats, 0)[:4], rtol=0, atol=1e-6
     )
@@ -85,7 +87,7 @@ def test_non_multiple_length_and_batching(encoder: TribeEncoder) -> None:
     one = predict_stimulus(encoder, feats, _events(23.0), duration_trs=SEG, batch_size=1)
     two = predict_stimulus(encoder, feats, _events(23.0), duration_trs=SEG, batch_size=2)
     assert one.predictions.shape == (23, V)
-    assert one.trs["segment"].tolist() == [0] * 10 + [1] * 10 + [2] * 10
+    assert one.trs["segment"].tolist() == [0] * 10 + [1] * 10 + [2] * 3
     np.testing.assert_allclose(one.predictions, two.predictions, rtol=0, atol=1e-6)
     want = np.concatenate([_direct(encoder, feats, s) for s in (0, 10, 20)])[:23]
     np.testing.assert_allclose(one.predictions, want, rtol=0, atol=1e-6)
@@ -95,9 +97,9 @@ def test_overlap_is_stitched_by_trimming_at_the_midpoint(encoder: TribeEncoder) 
     feats = _features(40)  # 20 s; stride 6 -> segments at TR 0, 6, 12
     result = predict_stimulus(encoder, feats, _events(20.0), duration_trs=SEG, overlap_trs=4)
     trs = result.trs
-    assert len(trs) == 22 and result.predictions.shape == (20, V)
+    assert len(trs) == 20 and result.predictions.shape == (20, V)
     # Overlap [6, 10) splits 6,7 | 8,9 ; overlap [12, 16) splits 12,13 | 14,15.
-    assert trs["segment"].tolist() == [0] * 8 + [1] * 6 + [2] * 8
+    assert trs["segment"].tolist() == [0] * 8 + [1] * 6 + [2] * 6
     direct = {s: _direct(encoder, feats, s) for s in (0, 6, 12)}
     for row in trs[trs["kept"]].itertuples():
         start = (0, 6, 12)[row.segment]
@@ -123,6 +125,8 @@ def test_empty_trs_are_dropped_like_the_reference(encoder: TribeEncoder) -> None
     full = predict_stimulus(encoder, feats, _events(20.0), duration_trs=SEG)
     np.testing.assert_array_equal(result.predictions, full.predictions[[0, 3, 4]])
     assert result.trs["prediction_row"].tolist()[:5] == [0, -1, -1, 1, 2]
+    assert result.trs["segment"].tolist()[:5] == [0, -1, -1, 0, 0]  # -1: no output kept
+    assert len(result.trs) == 20  # duration_s=20.0
 
 
 def test_timing_table_and_hemodynamic_offset(encoder: TribeEncoder) -> None:
@@ -131,8 +135,8 @@ def test_timing_table_and_hemodynamic_offset(encoder: TribeEncoder) -> None:
     )
     trs = result.trs
     assert list(trs.columns[:5]) == ["tr_index", "tr_start_s", "response_time_s", "segment", "kept"]
-    np.testing.assert_array_equal(trs["tr_start_s"], np.arange(20, dtype=float))
-    np.testing.assert_array_equal(trs["response_time_s"], np.arange(20, dtype=float) + 5.0)
+    np.testing.assert_array_equal(trs["tr_start_s"], np.arange(15, dtype=float))
+    np.testing.assert_array_equal(trs["response_time_s"], np.arange(15, dtype=float) + 5.0)
     assert trs.attrs["hemodynamic_offset_s"] == 5.0 == result.hemodynamic_offset_s
     assert trs["kept"].sum() == 15
 
@@ -146,18 +150,99 @@ def test_absent_modality_is_zero_filled(encoder: TribeEncoder) -> None:
     np.testing.assert_array_equal(result.predictions, again.predictions)
 
 
+def test_every_modality_absent_gives_the_zero_filled_baseline(encoder: TribeEncoder) -> None:
+    """Ablating the last modality: the encoder's output with all inputs zero-filled."""
+    import copy
+
+    nothing: dict[str, np.ndarray | None] = dict.fromkeys(DIMS)
+    with pytest.raises(TribeInputError, match="every modality"):
+        predict_stimulus(encoder, nothing, _events(23.0), duration_trs=SEG)
+    base = predict_stimulus(
+        encoder, nothing, _events(23.0), duration_trs=SEG, batch_size=2, allow_all_absent=True
+    )
+    assert base.predictions.shape == (23, V) and np.isfinite(base.predictions).all()
+    # Same input (zeros) in every segment: the same maps, and not a constant map.
+    np.testing.assert_array_equal(base.predictions[:10], base.predictions[10:20])
+    assert np.abs(np.diff(base.predictions[:10], axis=0)).max() > 1e-4
+    # Independently: an encoder whose text projector is all zeros (weights and bias)
+    # turns any text features into the zero fill, so fed text only it is the baseline.
+    zeroed = copy.deepcopy(encoder)
+    zeroed.__dict__.pop("_prepared", None)
+    with torch.no_grad():
+        zeroed.projectors["text"].weight.zero_()
+        zeroed.projectors["text"].bias.zero_()
+    text_only = {"text": _features(46)["text"]}
+    want = predict_stimulus(zeroed, text_only, _events(23.0), duration_trs=SEG)
+    np.testing.assert_array_equal(base.predictions, want.predictions)
+    # ... which real text features through the real projector are not.
+    real = predict_stimulus(encoder, text_only, _events(23.0), duration_trs=SEG)
+    assert np.abs(real.predictions - base.predictions).max() > 1e-4
+
+
+def test_store_tr_rows_line_up_with_predictions(tmp_path: Path, encoder: TribeEncoder) -> None:
+    """A 6-TR stimulus in a 10-TR segment, TRs 2-3 without events: 4 rows everywhere."""
+    import zarr
+
+    feats = _features(12)  # 6 s
+    words = pd.DataFrame({"type": "Word", "start": [0.0, 4.0], "duration": [2.0, 2.0]})
+    result = predict_stimulus(encoder, feats, words, duration_trs=SEG, duration_s=6.0)
+    path = write_predictions(tmp_path / "predictions.zarr", result, {"stimulus": "six"})
+    group = zarr.open_group(str(path), mode="r")
+    assert group["predictions"].shape == (4, V)
+    assert {name: group[name].shape for name in TR_ARRAYS} == dict.fromkeys(TR_ARRAYS, (4,))
+    assert group["tr_index"][:].tolist() == [0, 1, 4, 5]
+    assert group["tr_start_s"][:].tolist() == [0.0, 1.0, 4.0, 5.0]
+    assert group["tr_segment"][:].tolist() == [0, 0, 0, 0]
+    assert (group.attrs["n_trs"], group.attrs["n_kept_trs"]) == (6, 4)
+    back = read_predictions(path)
+    assert back.n_trs == 6 and back.trs["kept"].tolist() == [True, True, False, False, True, True]
+    pd.testing.assert_frame_equal(back.trs, result.trs)
+    np.testing.assert_array_equal(back.predictions, result.predictions)  # byte for byte
+    np.testing.assert_array_equal(back.predictions, _direct(encoder, feats, 0)[[0, 1, 4, 5]])
+
+
+def test_store_of_the_padded_layout_is_read_cropped(tmp_path: Path) -> None:
+    """predictions.zarr written before the TR table lined up (tr_kept over padded segments)."""
+    from tribe_core.io.zarr_store import write_arrays
+
+    rows = np.arange(4 * V, dtype=np.float32).reshape(4, V)
+    kept = np.array([True, True, False, True, True] + [False] * 5)
+    arrays = {
+        "predictions": rows,
+        "tr_start_s": np.arange(10.0),
+        "tr_response_time_s": np.arange(10.0) + 5.0,
+        "tr_segment": np.zeros(10, dtype=np.int64),
+        "tr_kept": kept,
+    }
+    attrs = {"tr_s": 1.0, "hemodynamic_offset_s": 5.0, "n_trs": 10, "duration_s": 4.6}
+    path = write_arrays(tmp_path / "old.zarr", arrays, attrs)
+    back = read_predictions(path)
+    assert back.n_trs == 5 and back.trs["kept"].tolist() == [True, True, False, True, True]
+    assert back.trs["prediction_row"].tolist() == [0, 1, -1, 2, 3]
+    np.testing.assert_array_equal(back.predictions, rows)
+    # A table that does not line up with the rows is refused, naming the store.
+    arrays["tr_kept"] = np.ones(10, dtype=bool)
+    bad = write_arrays(tmp_path / "bad.zarr", arrays, attrs)
+    with pytest.raises(TribeInputError, match="does not line up") as info:
+        read_predictions(bad)
+    assert "bad.zarr" in str(info.value)
+
+
 def test_write_read_predictions_round_trip(tmp_path: Path, encoder: TribeEncoder) -> None:
     import zarr
 
     result = predict_stimulus(encoder, _features(46), _events(23.0), duration_trs=SEG)
     path = write_predictions(tmp_path / "predictions.zarr", result, {"stimulus": "clip"})
     group = zarr.open_group(str(path), mode="r")
-    for name in ("predictions", "tr_start_s", "tr_segment", "tr_kept"):
-        assert name in group
-    assert group["predictions"].shape == (23, V) and group["tr_kept"].shape == (30,)
+    # Every TR array has one row per prediction row (not the padded 30 TRs of 3 segments).
+    for name in ("tr_index", "tr_start_s", "tr_response_time_s", "tr_segment"):
+        assert group[name].shape == (23,), name
+    assert group["predictions"].shape == (23, V) and "tr_kept" not in group
+    np.testing.assert_array_equal(group["tr_start_s"][:], np.arange(23.0))
+    np.testing.assert_array_equal(group["tr_response_time_s"][:], np.arange(23.0) + 5.0)
     attrs = dict(group.attrs)
     assert attrs["hemodynamic_offset_s"] == 5.0 and attrs["n_vertices"] == V
-    assert attrs["stimulus"] == "clip" and attrs["n_kept_trs"] == 23
+    assert attrs["stimulus"] == "clip" and attrs["n_kept_trs"] == attrs["n_trs"] == 23
     back = read_predictions(path)
     assert isinstance(back, PredictionResult)
     np.testing.assert_array_equal(back.predictions, result.predictions)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, require_shared
+from tests.conftest import REPO
 from tests.workflow_helpers import CROSS_RUN_ATOL, make_workdir, snakemake
 
 LONG_S = 90  # the shortest video with two reference chunks: 60 s + 30 s
@@ -53,7 +54,6 @@ def test_sharded_workflow_equals_unsharded(
     across the separate processes of two workflow runs CPU float32 kernels need not round
     alike: CI once saw predictions from bitwise-equal features differ by 3.3e-6.
     """
-    require_shared("atlases", "hcp_mmp1_fsaverage")
     from tribe_core.io.zarr_store import read_feature_store
     from tribe_core.segments import read_predictions
 
@@ -150,7 +150,9 @@ def test_dry_run_plans_shards_for_video_stimuli_only(
     ]
     assert jobs["merge_video_features"] == ["stimulus=speech_video"]
     assert "extract_video_features" not in jobs
-    assert len(jobs["predict"]) == 3  # speech_video, speech_audio, story
+    assert sorted(jobs["predict"]) == [
+        f"stimulus={name}" for name in ("asr_audio", "speech_audio", "speech_video", "story")
+    ]
     one = make_workdir(tmp_path / "one", demo_models, demo_stimuli)
     jobs = _shard_jobs(one)
     assert jobs["extract_video_features"] == ["stimulus=speech_video"]
@@ -160,8 +162,9 @@ def test_dry_run_plans_shards_for_video_stimuli_only(
 # --- one GPU per job ---------------------------------------------------------------
 
 _CHILD = """
-import os, sys
+import logging, os, sys
 from tribe_core.devices import bind_gpu
+logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 print(bind_gpu(None, int(sys.argv[1]), lock_dir=sys.argv[2], timeout_s=float(sys.argv[3]),
                jobs_per_gpu=int(sys.argv[4])),
       os.environ["CUDA_VISIBLE_DEVICES"], flush=True)
@@ -191,6 +194,19 @@ def _slot(proc: subprocess.Popen) -> str:
     return line[0]
 
 
+def _wait_until_waiting(proc: subprocess.Popen, timeout_s: float = 60.0) -> None:
+    """Block until the child logs that every slot is held (it is waiting, not just slow)."""
+    deadline = time.monotonic() + timeout_s
+    fd = proc.stderr.fileno()
+    seen = b""
+    while b"held; waiting for a free one" not in seen:
+        ready, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0))
+        chunk = os.read(fd, 4096) if ready else b""
+        if not chunk:
+            raise AssertionError(f"the child never reported waiting for a GPU slot: {seen!r}")
+        seen += chunk
+
+
 def _finish(proc: subprocess.Popen) -> None:
     proc.communicate("\n", timeout=20)
 
@@ -201,7 +217,7 @@ def test_gpu_locks_give_distinct_slots_and_reuse_released_ones(tmp_path: Path) -
         slots = [_slot(p) for p in holders]
         assert sorted(slots) == ["0", "1", "2"]
         waiter = _child(3, tmp_path)  # all 3 held: it waits
-        time.sleep(1.0)
+        _wait_until_waiting(waiter)
         assert waiter.poll() is None
         freed = holders.pop(1)
         _finish(freed)
@@ -227,8 +243,8 @@ def test_shared_gpus_fill_evenly_then_wait(tmp_path: Path) -> None:
             "gpu0.1.lock", "gpu0.lock", "gpu1.1.lock", "gpu1.lock",
         ]  # fmt: skip
         waiter = _child(2, tmp_path, jobs_per_gpu=2)
-        time.sleep(1.0)
-        assert waiter.poll() is None  # 4 slots held: it waits
+        _wait_until_waiting(waiter)  # 4 slots held: it waits
+        assert waiter.poll() is None
         _finish(holders.pop(3))  # a job on GPU 1 ends
         assert _slot(waiter) == "1"
         holders.append(waiter)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import SHARED, require_shared
+from tests.conftest import SHARED
 from tests.workflow_helpers import CROSS_RUN_ATOL, make_workdir, snakemake, tables_match
 
 pytestmark = pytest.mark.slurm
@@ -46,7 +46,6 @@ def _completed_slurm_jobs(log_dir: Path) -> set[str]:
 def test_demo_through_slurm_equals_local_run(
     slurm_cluster: Path, tmp_path: Path, demo_models: Path, demo_stimuli: Path
 ) -> None:
-    require_shared("atlases", "hcp_mmp1_fsaverage")
     from tribe_core.segments import read_predictions
 
     stimuli = tmp_path / "stimuli"

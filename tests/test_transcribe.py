@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +76,6 @@ def test_whisperx_runs_offline_on_speech(
     text = tmp_path / "story.txt"
     text.write_text("The red fox runs across the field. It stops near the old tree.", "utf-8")
     media, _ = synthesize_speech(text, tmp_path / "audio.wav", language="en")
-    started = time.perf_counter()
     transcript = transcribe(
         tmp_path / "audio.wav",
         model=str(tiny_whisper["asr"]),
@@ -87,7 +85,6 @@ def test_whisperx_runs_offline_on_speech(
         batch_size=4,
         align_model=str(tiny_whisper["align"]),
     )
-    elapsed = time.perf_counter() - started
     validate_transcript(transcript)
     assert transcript["source"] == "whisperx" and transcript["language"] == "en"
     # the VAD is real (pyannote, bundled): one speech region starting at the speech
@@ -101,7 +98,6 @@ def test_whisperx_runs_offline_on_speech(
             assert word["word"] and word["word"] == word["word"].strip()
     events = build_events(transcript, probe_media(tmp_path / "audio.wav"))
     assert (events.type == "Word").sum() == len(all_words(transcript))
-    assert elapsed < 60
 
 
 def test_whisperx_detects_language_when_none(

@@ -12,14 +12,13 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import REPO, require_shared
+from tests.conftest import REPO
 from tests.workflow_helpers import make_workdir, planned_jobs, rule_blocks, snakemake
 
 
 @pytest.fixture(scope="module")
 def workflow_dir(tmp_path_factory, demo_models: Path, demo_stimuli: Path) -> Path:
     """A clean copy of the repository with demo stimuli plus a silent video."""
-    require_shared("atlases", "hcp_mmp1_fsaverage")
     stimuli = tmp_path_factory.mktemp("stimuli") / "stimuli"
     shutil.copytree(demo_stimuli, stimuli)
     subprocess.run(
@@ -33,7 +32,8 @@ def workflow_dir(tmp_path_factory, demo_models: Path, demo_stimuli: Path) -> Pat
 
 @pytest.fixture(scope="module")
 def finished_run(workflow_dir: Path) -> Path:
-    snakemake(workflow_dir, "--cores", "2")
+    proc = snakemake(workflow_dir, "--cores", "2")
+    (workflow_dir / "first_run.out").write_text(proc.stdout + proc.stderr)
     return workflow_dir
 
 
@@ -42,7 +42,7 @@ def test_every_output_with_right_shapes(finished_run: Path) -> None:
     from tribe_core.segments import read_predictions
 
     results = finished_run / "results"
-    names = {"speech_video", "speech_audio", "story", "silent clip"}
+    names = {"speech_video", "speech_audio", "asr_audio", "story", "silent clip"}
     assert {p.name for p in results.iterdir() if p.is_dir()} >= names
     for name in names:
         base = results / name
@@ -63,11 +63,55 @@ def test_every_output_with_right_shapes(finished_run: Path) -> None:
             assert text is None and audio is None
         else:
             assert audio is not None and audio.ndim == 3
+        if name in {"speech_video", "speech_audio", "story"}:  # words from sidecar or text
+            assert text is not None and text.ndim == 3 and np.abs(text).max() > 0, name
         if name in {"speech_video", "silent clip"}:
             video, _ = read_feature_store(base / "features" / "video.zarr")
             assert video is not None and video.ndim == 3
         else:
             assert not (base / "features" / "video.zarr").exists()
+
+
+def test_spoken_words_come_from_sidecars_and_whisperx_still_runs(finished_run: Path) -> None:
+    """speech_video and speech_audio take the words espeak-ng spoke, with their times, from
+    their ``.words.tsv`` sidecars; asr_audio has none and goes through whisperX."""
+    import json
+
+    import pandas as pd
+
+    from tribe_core.events.sidecar import find_sidecar
+
+    results = finished_run / "results"
+    for name, word in (("speech_video", "fox"), ("speech_audio", "boat")):
+        sidecar = pd.read_csv(
+            finished_run / "stimuli" / f"{name}.words.tsv", sep="\t", keep_default_na=False
+        )
+        transcript = json.loads((results / name / "transcript.json").read_text())
+        assert transcript["source"] == "sidecar", name
+        events = pd.read_csv(results / name / "events.tsv", sep="\t", keep_default_na=False)
+        words = events[events["type"] == "Word"]
+        assert len(words) >= 12 and words["text"].tolist() == sidecar["word"].tolist(), name
+        np.testing.assert_allclose(words["start"], sidecar["start"], atol=1e-3)
+        np.testing.assert_allclose(words["duration"], sidecar["duration"], atol=1e-3)
+        assert f'class="wlabel">{word}<' in (results / name / "report.html").read_text()
+        assert "using sidecar" in (results / name / "logs" / "transcribe.log").read_text()
+    assert find_sidecar(finished_run / "stimuli" / "asr_audio.wav") is None
+    asr = json.loads((results / "asr_audio" / "transcript.json").read_text())
+    assert asr["source"] == "whisperx"
+    assert "using sidecar" not in (results / "asr_audio" / "logs" / "transcribe.log").read_text()
+
+
+def test_run_ends_with_a_summary_of_every_product(finished_run: Path) -> None:
+    out = (finished_run / "first_run.out").read_text()
+    summary = out[out.index("tribeflow outputs (under results/):") :]
+    for name in ("speech_video", "speech_audio", "asr_audio", "story", "silent clip"):
+        block = summary[summary.index(f"\n  {name}\n") :]
+        for rel in ("predictions.zarr/", "rois/roi_mean.tsv", "nifti/predictions.nii.gz",
+                    "nifti/predictions.lh.func.gii", "plots/", "report.html"):  # fmt: skip
+            assert f"results/{name}/{rel}" in block, (name, rel)
+    assert "movie.mp4" not in summary  # products.movie is off in the demo
+    uri = (finished_run / "results").resolve().as_uri()
+    assert f"Open a report.html in a web browser: {uri}/" in summary
 
 
 def test_second_run_has_nothing_to_do(finished_run: Path) -> None:
@@ -106,7 +150,7 @@ def test_changing_one_output_option_reruns_only_that_rule(finished_run: Path) ->
         config_path.write_text(original)
     # speech_audio's jobs are pending from the previous test; every other stimulus
     # must rerun exactly its roi_table job.
-    others = {"speech_video", "story", "silent clip"}
+    others = {"speech_video", "asr_audio", "story", "silent clip"}
     assert planned["roi_table"] >= others
     assert all(not (stims & others) for rule, stims in planned.items() if rule != "roi_table")
 
@@ -121,7 +165,7 @@ def test_changing_the_model_reruns_features_and_predictions_only(finished_run: P
         planned = planned_jobs(finished_run)
     finally:
         config_path.write_text(original)
-    untouched = {"speech_video", "story", "silent clip"}  # speech_audio changed earlier
+    untouched = {"speech_video", "asr_audio", "story", "silent clip"}  # speech_audio changed
     for rule in ("extract_text_features", "extract_audio_features", "predict", "roi_table"):
         assert planned[rule] >= untouched, rule
     assert planned["extract_video_features"] >= {"speech_video", "silent clip"}
@@ -193,7 +237,6 @@ def test_feature_cache_is_shared_between_projects(
     tmp_path: Path, demo_models: Path, demo_stimuli: Path
 ) -> None:
     """The same stimulus with the same model is extracted once across two projects."""
-    require_shared("atlases", "hcp_mmp1_fsaverage")
     stimuli = tmp_path / "stimuli"
     stimuli.mkdir()
     shutil.copy(demo_stimuli / "speech_audio.wav", stimuli)
@@ -229,7 +272,6 @@ def test_feature_cache_is_shared_between_projects(
 def test_mini_layout_runs_end_to_end(tmp_path: Path, demo_models: Path, demo_stimuli: Path) -> None:
     """config/mini.yaml: the mini variant (Qwen3 text, one hidden state at 2/3 depth, mean)
     from its checkpoint, end to end."""
-    require_shared("atlases", "hcp_mmp1_fsaverage")
     from tribe_core.encoder import load_config_yaml
     from tribe_core.io.zarr_store import read_feature_store
     from tribe_core.segments import read_predictions

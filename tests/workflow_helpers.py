@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from tests.conftest import ATLAS_DIR, REPO
+from tests.conftest import REPO, synthetic_atlas_dir
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 COPY_IGNORE = shutil.ignore_patterns(
@@ -55,12 +55,18 @@ def tables_match(a: Path, b: Path, atol: float = CROSS_RUN_ATOL) -> bool:
 
 
 def make_workdir(
-    dest: Path, demo_models: Path, stimuli: Path, checkpoint: str = "tribe", **overrides
+    dest: Path,
+    demo_models: Path,
+    stimuli: Path,
+    checkpoint: str = "tribe",
+    atlas_dir: Path | None = None,
+    **overrides,
 ) -> Path:
     """Copy the repository to ``dest`` with ``stimuli`` and a ``test_config.yaml``.
 
     The config is ``config/demo.yaml`` with absolute paths to the tiny models
-    in ``demo_models`` (``checkpoint`` names the subfolder) and the shared atlas.
+    in ``demo_models`` (``checkpoint`` names the subfolder) and ``atlas_dir``
+    (default: the synthetic HCP-style atlas, so no test needs ``../shared``).
     """
     shutil.copytree(REPO, dest, ignore=COPY_IGNORE)
     shutil.copytree(stimuli, dest / "stimuli")
@@ -73,7 +79,7 @@ def make_workdir(
             "model": str(demo_models / "whisper" / "asr"),
             "align_model": str(demo_models / "whisper" / "align"),
         },
-        products={**config["products"], "atlas_dir": str(ATLAS_DIR)},
+        products={**config["products"], "atlas_dir": str(atlas_dir or synthetic_atlas_dir())},
     )
     config.update(overrides)
     (dest / "test_config.yaml").write_text(yaml.safe_dump(config))

@@ -100,6 +100,7 @@ def acquire_gpu_slot(
     folder = Path(lock_dir) if lock_dir else default_lock_dir()
     folder.mkdir(parents=True, exist_ok=True)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    waiting = False
     while True:
         for share in range(jobs_per_gpu):
             for gpu in range(n_gpus):
@@ -112,6 +113,13 @@ def acquire_gpu_slot(
                     continue
                 _HELD[gpu] = handle
                 return gpu
+        if not waiting:
+            waiting = True
+            log.info(
+                "all %d GPU slots in %s are held; waiting for a free one",
+                n_gpus * jobs_per_gpu,
+                folder,
+            )
         if deadline is not None and time.monotonic() > deadline:
             raise TribeConfigError(
                 f"all {n_gpus * jobs_per_gpu} GPU slots ({n_gpus} GPUs x {jobs_per_gpu} "

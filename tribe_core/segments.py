@@ -8,6 +8,9 @@ Reference semantics (REFERENCE §4, neuralset 0.0.2), and our choices:
   stimulus, and the last one is zero-padded past the end of the features, as
   neuralset pads a window that leaves the recording. Feature step ``j`` (2 Hz)
   is time ``j / feature_frequency_hz``.
+- **Stimulus TRs.** The stimulus has ``n_trs = ceil(duration_s / tr_s)`` TRs
+  and the TR table covers exactly those: the zero-padded tail of the last
+  segment is no part of it, even where an event runs past the end.
 - **Hemodynamic offset.** The reference trains with the fMRI extractor's
   ``offset: 5``: the BOLD sample measured at time ``t + 5 s`` is placed on the
   stimulus timeline at ``t`` (``FmriExtractor`` shifts ``start - offset``).
@@ -38,7 +41,7 @@ import logging
 import math
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -52,7 +55,8 @@ from tribe_core.errors import TribeConfigError, TribeInputError
 log = logging.getLogger(__name__)
 
 PREDICTIONS = "predictions"
-TR_ARRAYS = ("tr_start_s", "tr_segment", "tr_kept")
+#: Arrays of ``predictions.zarr`` with one row per row of ``predictions`` (kept TRs).
+TR_ARRAYS = ("tr_index", "tr_start_s", "tr_response_time_s", "tr_segment")
 
 
 @dataclasses.dataclass
@@ -64,10 +68,11 @@ class PredictionResult:
     predictions
         ``[n_kept_trs, n_vertices]`` float32, kept TRs in time order.
     trs
-        One row per TR before dropping: ``tr_index``, ``tr_start_s`` (stimulus
-        time), ``response_time_s`` (``tr_start_s + hemodynamic_offset_s``),
-        ``segment`` (segment whose output was kept), ``kept`` (bool) and
-        ``prediction_row`` (row in ``predictions``, -1 if dropped).
+        One row per TR of the stimulus (``n_trs`` rows, before dropping empty
+        TRs): ``tr_index``, ``tr_start_s`` (stimulus time), ``response_time_s``
+        (``tr_start_s + hemodynamic_offset_s``), ``segment`` (segment whose
+        output was kept, -1 if dropped), ``kept`` (bool) and ``prediction_row``
+        (row in ``predictions``, -1 if dropped).
         ``trs.attrs["hemodynamic_offset_s"]`` repeats the offset.
     hemodynamic_offset_s
         Lag between stimulus time and the predicted BOLD sample.
@@ -84,11 +89,17 @@ class PredictionResult:
     def n_vertices(self) -> int:
         return int(self.predictions.shape[1])
 
+    @property
+    def n_trs(self) -> int:
+        """TRs of the stimulus, kept or not (``ceil(duration_s / tr_s)``)."""
+        return len(self.trs)
+
 
 def _check_features(
     encoder: TribeEncoder,
     features: Mapping[str, Any],
     stimulus: str | None,
+    allow_all_absent: bool = False,
 ) -> dict[str, Any]:
     unknown = [k for k in features if k not in encoder.feature_dims]
     if unknown:
@@ -121,7 +132,7 @@ def _check_features(
                 stimulus=stimulus,
             )
         present[name] = value  # finiteness is checked piece by piece as segments are cut
-    if not present:
+    if not present and not allow_all_absent:
         raise TribeInputError(
             f"no features: every modality of {list(encoder.feature_dims)} is absent",
             stimulus=stimulus,
@@ -196,6 +207,7 @@ def predict_stimulus(
     stimulus: str | None = None,
     compile: bool | str = False,
     allocate: Callable[[tuple[int, int]], Any] | None = None,
+    allow_all_absent: bool = False,
 ) -> PredictionResult:
     """Predict the responses to one whole stimulus, segment by segment.
 
@@ -237,6 +249,11 @@ def predict_stimulus(
         Makes the ``[n_kept_trs, n_vertices]`` float32 output from its shape;
         default a numpy array. A Zarr array (:func:`open_predictions_store`)
         makes the rows go to disk batch by batch.
+    allow_all_absent
+        With every modality absent, return the encoder's output for all-zero-filled
+        inputs (its baseline: what modality ablation removes the last modality
+        to) instead of raising. That output depends only on the segment length,
+        so it is the same map sequence in every segment.
 
     Returns
     -------
@@ -247,7 +264,8 @@ def predict_stimulus(
     ------
     TribeInputError
         Wrong layer count or dims for the checkpoint, NaNs, an empty feature
-        store, no modality at all, or an unusable events table.
+        store, no modality at all (unless ``allow_all_absent``), or an unusable
+        events table.
     """
     check_precision(precision)
     if duration_trs != encoder.n_output_timesteps:
@@ -264,9 +282,9 @@ def predict_stimulus(
     steps_per_tr = int(round(steps_per_tr))
     if allocate is None:
         allocate = lambda shape: np.empty(shape, np.float32)  # noqa: E731
-    present = _check_features(encoder, features, stimulus)
+    present = _check_features(encoder, features, stimulus, allow_all_absent)
     ev_starts, ev_stops = _check_events(events, stimulus)
-    n_steps = max(v.shape[2] for v in present.values())
+    n_steps = max((v.shape[2] for v in present.values()), default=0)
     if duration_s is None:
         duration_s = max(n_steps / feature_frequency_hz, float(ev_stops.max()))
     n_trs = max(1, math.ceil(duration_s / tr_s - 1e-9))
@@ -279,10 +297,11 @@ def predict_stimulus(
     n_vertices = encoder.n_outputs
     # The TR table depends only on the segments and the events: which rows each
     # batch of segments fills is known before any forward, so rows go straight to
-    # their place in `rows` (an array, or a Zarr array being written).
-    segment = assign_trs(seg_starts, duration_trs)
-    tr_index = np.arange(len(segment), dtype=np.int64)
-    kept = kept_trs(len(tr_index), tr_s, ev_starts, ev_stops)
+    # their place in `rows` (an array, or a Zarr array being written). It has the
+    # stimulus' n_trs rows: the last segment's padding past the end is no TR of it.
+    segment = assign_trs(seg_starts, duration_trs)[:n_trs]
+    tr_index = np.arange(n_trs, dtype=np.int64)
+    kept = kept_trs(n_trs, tr_s, ev_starts, ev_stops)
     prediction_row = np.full(len(tr_index), -1, dtype=np.int64)
     prediction_row[kept] = np.arange(int(kept.sum()))
     rows = allocate((int(kept.sum()), n_vertices))
@@ -313,7 +332,10 @@ def predict_stimulus(
                     )
                 arr[i, :, :, : piece.shape[2]] = piece
             batch[name] = torch.from_numpy(arr).to(device, non_blocking=True)
-        out = model(batch)[: len(chunk)]  # [b, V, duration_trs]
+        if present:
+            out = model(batch)[: len(chunk)]  # [b, V, duration_trs]
+        else:
+            out = _all_absent_forward(model, encoder, n_fill, seg_steps, device)[: len(chunk)]
         if not bool(torch.isfinite(out).all()):
             raise TribeConfigError(
                 f"stimulus {stimulus!r}: the encoder produced non-finite values in "
@@ -342,7 +364,7 @@ def predict_stimulus(
             "tr_index": tr_index,
             "tr_start_s": tr_start,
             "response_time_s": tr_start + hemodynamic_offset_s,
-            "segment": segment.astype(np.int64),
+            "segment": np.where(kept, segment, -1).astype(np.int64),
             "kept": kept,
             "prediction_row": prediction_row,
         }
@@ -354,6 +376,31 @@ def predict_stimulus(
         hemodynamic_offset_s=float(hemodynamic_offset_s),
         tr_s=float(tr_s),
     )
+
+
+def _all_absent_forward(
+    model: torch.nn.Module,
+    encoder: TribeEncoder,
+    batch: int,
+    n_steps: int,
+    device: str | torch.device,
+) -> torch.Tensor:
+    """``model``'s output ``[batch, V, T]`` with every modality absent.
+
+    The encoder zero-fills an absent modality *after* its projector, and needs at
+    least one input to know the batch and time sizes; so one modality is fed zeros
+    and its projector's output is replaced by zeros of the same shape and dtype,
+    which is exactly the zero-filled branch of ``TribeEncoder.forward``.
+    """
+    name, (n_layers, dim) = next(iter(encoder.feature_dims.items()))
+    module = getattr(model, "_orig_mod", model)  # a torch.compile wrapper keeps the module
+    projector = cast(torch.nn.Module, cast(TribeEncoder, module).projectors[name])
+    handle = projector.register_forward_hook(lambda _m, _args, out: torch.zeros_like(out))
+    try:
+        zeros = torch.zeros((batch, n_layers, dim, n_steps), dtype=torch.float32, device=device)
+        return model({name: zeros})
+    finally:
+        handle.remove()
 
 
 class PredictionsStoreWriter:
@@ -371,17 +418,10 @@ class PredictionsStoreWriter:
         )
 
     def finish(self, result: PredictionResult, attrs: Mapping[str, Any]) -> None:
-        """Write the TR table and the attributes (after the rows)."""
+        """Write the TR table (one row per prediction row) and the attributes (after the rows)."""
         from tribe_core.io.zarr_store import jsonable
 
-        trs = result.trs
-        arrays = {
-            "tr_start_s": trs["tr_start_s"].to_numpy(dtype=np.float64),
-            "tr_response_time_s": trs["response_time_s"].to_numpy(dtype=np.float64),
-            "tr_segment": trs["segment"].to_numpy(dtype=np.int64),
-            "tr_kept": trs["kept"].to_numpy(dtype=bool),
-        }
-        for name, value in arrays.items():
+        for name, value in _tr_arrays(result).items():
             arr = self._group.create_array(
                 name, shape=value.shape, dtype=value.dtype, chunks=(max(1, len(value)),)
             )
@@ -392,11 +432,27 @@ class PredictionsStoreWriter:
             "hemodynamic_offset_s": result.hemodynamic_offset_s,
             "tr_s": result.tr_s,
             "n_vertices": result.n_vertices,
-            "n_trs": len(trs),
+            "n_trs": result.n_trs,
             "n_kept_trs": int(result.predictions.shape[0]),
         }
         self._group.attrs.update(jsonable(full))
         self.finished = True
+
+
+def _tr_arrays(result: PredictionResult) -> dict[str, np.ndarray]:
+    """The store's TR table: the :data:`TR_ARRAYS` of the kept TRs, in prediction-row order."""
+    trs = result.trs
+    kept = trs["kept"].to_numpy(dtype=bool)
+    if int(kept.sum()) != result.predictions.shape[0]:
+        raise ValueError(
+            f"{int(kept.sum())} kept TRs but {result.predictions.shape[0]} prediction rows"
+        )
+    return {
+        "tr_index": trs["tr_index"].to_numpy(dtype=np.int64)[kept],
+        "tr_start_s": trs["tr_start_s"].to_numpy(dtype=np.float64)[kept],
+        "tr_response_time_s": trs["response_time_s"].to_numpy(dtype=np.float64)[kept],
+        "tr_segment": trs["segment"].to_numpy(dtype=np.int64)[kept],
+    }
 
 
 @contextlib.contextmanager
@@ -423,10 +479,13 @@ def open_predictions_store(
 def write_predictions(path: str | Path, result: PredictionResult, attrs: Mapping[str, Any]) -> Path:
     """Write ``predictions.zarr`` atomically.
 
-    Arrays: ``predictions [n_kept_trs, n_vertices]`` float32, and per TR (all
-    TRs, before dropping) ``tr_start_s`` float64, ``tr_response_time_s``
-    float64, ``tr_segment`` int64, ``tr_kept`` bool. Attributes: ``attrs`` plus
-    ``hemodynamic_offset_s``, ``tr_s``, ``n_vertices``, ``n_trs``, ``n_kept_trs``.
+    Arrays, all with one row per row of ``predictions`` (the kept TRs, in time
+    order): ``predictions [n_kept_trs, n_vertices]`` float32, ``tr_index``
+    int64 (the TR of the stimulus, ``0 .. n_trs - 1``), ``tr_start_s`` float64,
+    ``tr_response_time_s`` float64, ``tr_segment`` int64. Attributes: ``attrs``
+    plus ``hemodynamic_offset_s``, ``tr_s``, ``n_vertices``, ``n_trs`` (TRs of
+    the stimulus, kept or not: ``ceil(duration_s / tr_s)``) and ``n_kept_trs``.
+    The dropped TRs are those of ``range(n_trs)`` missing from ``tr_index``.
     """
     with open_predictions_store(path) as writer:
         rows = writer.allocate(tuple(result.predictions.shape))
@@ -437,34 +496,79 @@ def write_predictions(path: str | Path, result: PredictionResult, attrs: Mapping
 
 
 def read_predictions(path: str | Path) -> PredictionResult:
-    """Read a store written by :func:`write_predictions` back into a PredictionResult."""
+    """Read a store written by :func:`write_predictions` back into a PredictionResult.
+
+    ``trs`` gets its ``n_trs`` rows back (dropped TRs with ``kept`` False,
+    ``segment`` and ``prediction_row`` -1). An older store, whose TR table ran
+    over every TR of every segment, padding included (``tr_kept`` marking the
+    rows), is read too, cropped to the stimulus' TRs.
+    """
     from tribe_core.io.zarr_store import read_array, read_attrs
 
     attrs = read_attrs(path)
     predictions = read_array(path, PREDICTIONS).astype(np.float32, copy=False)
-    tr_start = read_array(path, "tr_start_s")
-    kept = read_array(path, "tr_kept").astype(bool)
     offset = float(attrs.get("hemodynamic_offset_s", 5.0))
-    if int(kept.sum()) != predictions.shape[0]:
+    tr_s = float(attrs.get("tr_s", 1.0))
+    if "tr_index" in _array_names(path):
+        rows = {name: read_array(path, name) for name in TR_ARRAYS}
+        n_trs = int(attrs.get("n_trs", rows["tr_index"].max(initial=-1) + 1))
+    else:
+        rows, n_trs = _legacy_tr_rows(path, attrs, tr_s)
+    index = rows["tr_index"].astype(np.int64)
+    n_rows = predictions.shape[0]
+    if any(len(v) != n_rows for v in rows.values()) or (
+        n_rows and (index.min() < 0 or index.max() >= n_trs or (np.diff(index) <= 0).any())
+    ):
+        lengths = {k: len(v) for k, v in rows.items()}
         raise TribeInputError(
-            f"{int(kept.sum())} kept TRs but {predictions.shape[0]} prediction rows", path=path
+            f"TR table {lengths} does not line up with {n_rows} prediction rows, or names TRs "
+            f"outside 0..{n_trs - 1} or out of order; rerun predict",
+            path=path,
         )
-    prediction_row = np.full(len(kept), -1, dtype=np.int64)
-    prediction_row[kept] = np.arange(int(kept.sum()))
+    kept = np.zeros(n_trs, dtype=bool)
+    kept[index] = True
+    tr_start = np.arange(n_trs, dtype=np.float64) * tr_s
+    tr_start[index] = rows["tr_start_s"]
+    segment = np.full(n_trs, -1, dtype=np.int64)
+    segment[index] = rows["tr_segment"]
+    prediction_row = np.full(n_trs, -1, dtype=np.int64)
+    prediction_row[index] = np.arange(n_rows)
     trs = pd.DataFrame(
         {
-            "tr_index": np.arange(len(tr_start), dtype=np.int64),
+            "tr_index": np.arange(n_trs, dtype=np.int64),
             "tr_start_s": tr_start,
             "response_time_s": tr_start + offset,
-            "segment": read_array(path, "tr_segment").astype(np.int64),
+            "segment": segment,
             "kept": kept,
             "prediction_row": prediction_row,
         }
     )
     trs.attrs["hemodynamic_offset_s"] = offset
     return PredictionResult(
-        predictions=predictions,
-        trs=trs,
-        hemodynamic_offset_s=offset,
-        tr_s=float(attrs.get("tr_s", 1.0)),
+        predictions=predictions, trs=trs, hemodynamic_offset_s=offset, tr_s=tr_s
     )
+
+
+def _array_names(path: str | Path) -> set[str]:
+    import zarr
+
+    return set(zarr.open_group(str(path), mode="r").array_keys())
+
+
+def _legacy_tr_rows(
+    path: str | Path, attrs: Mapping[str, Any], tr_s: float
+) -> tuple[dict[str, np.ndarray], int]:
+    """The TR rows of an older store: ``tr_*`` over the padded segments, with ``tr_kept``."""
+    from tribe_core.io.zarr_store import read_array
+
+    kept = read_array(path, "tr_kept").astype(bool)
+    index = np.flatnonzero(kept)
+    rows = {
+        "tr_index": index,
+        "tr_start_s": read_array(path, "tr_start_s")[index],
+        "tr_segment": read_array(path, "tr_segment")[index],
+    }
+    n_trs = int(index.max(initial=-1)) + 1  # at least up to the last kept TR
+    if "duration_s" in attrs:
+        n_trs = max(n_trs, math.ceil(float(attrs["duration_s"]) / tr_s - 1e-9))
+    return rows, max(n_trs, 1)

@@ -198,8 +198,9 @@ def _stimulus_predictor(
 
     Returns ``(media info, features, predict)`` where ``predict(features)`` runs
     :func:`tribe_core.segments.predict_stimulus` on any variant of the features
-    (e.g. with a modality removed) and returns its ``PredictionResult``. The
-    features are lazy Zarr arrays: each segment batch reads only its steps.
+    (e.g. with a modality removed; ``allow_all_absent=True`` lets every one be)
+    and returns its ``PredictionResult``. The features are lazy Zarr arrays: each
+    segment batch reads only its steps.
     """
     from tribe_core.encoder import load_encoder
     from tribe_core.events import read_events_tsv
@@ -211,12 +212,13 @@ def _stimulus_predictor(
     features = {m: open_feature_array(p)[0] for m, p in feature_stores.items()}
     encoder = load_encoder(checkpoint, device=device)
 
-    def predict(feats: dict[str, Any], allocate: Any = None) -> Any:
+    def predict(feats: dict[str, Any], allocate: Any = None, allow_all_absent: bool = False) -> Any:
         return predict_stimulus(
             encoder, feats, table,
             duration_trs=duration_trs, overlap_trs=overlap_trs, batch_size=batch_size,
             precision=precision, device=device, duration_s=info.duration_s,
             stimulus=stimulus, compile=compile, allocate=allocate,
+            allow_all_absent=allow_all_absent,
         )  # fmt: skip
 
     return info, features, predict
@@ -315,29 +317,34 @@ def run_plots(
     movie: bool,
     threads: int = 1,
 ) -> None:
-    """Stage 5: brain maps on fsaverage5 (and optionally a movie, drawn by ``threads``
-    processes)."""
+    """Stage 5: brain maps on fsaverage5 (and optionally a movie in stimulus time, one
+    frame per TR held for one TR, drawn by ``threads`` processes)."""
     from tribe_core.io.atomic import atomic_path
     from tribe_core.products.plots import make_movie, plot_brain_maps
     from tribe_core.products.rois import align_trs
     from tribe_core.segments import read_predictions
 
     result = read_predictions(predictions)
-    n_trs = result.predictions.shape[0]
-    tr_start_s = align_trs(result.trs, n_trs)["tr_start_s"].tolist()
+    n_rows = result.predictions.shape[0]
+    tr_start_s = align_trs(result.trs, n_rows)["tr_start_s"].tolist()
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         plot_brain_maps(
             result.predictions,
             tmp,
-            trs=[t for t in trs if t < n_trs] or None,
+            trs=[t for t in trs if t < n_rows] or None,
             views=tuple(views),
             cmap=cmap,
             tr_start_s=tr_start_s,
         )
         if movie:
             make_movie(
-                result.predictions, tmp / "movie.mp4", tr_start_s=tr_start_s, workers=threads
+                result.predictions,
+                tmp / "movie.mp4",
+                tr_s=result.tr_s,
+                tr_start_s=tr_start_s,
+                n_trs=result.n_trs,
+                workers=threads,
             )
 
 
@@ -554,7 +561,12 @@ def run_contributions(
     overlap_trs: int,
     stimulus: str | None = None,
 ) -> None:
-    """Stage 5: per-modality contribution maps (prediction minus prediction without it)."""
+    """Stage 5: per-modality contribution maps (prediction minus prediction without it).
+
+    One map per modality the stimulus has (a modality it lacks is already
+    zero-filled in the prediction, so it has no map). Without its only modality
+    a stimulus is predicted from all-zero-filled inputs, the encoder's baseline.
+    """
     from tribe_core.io.atomic import atomic_path
     from tribe_core.products.analyses import ablation_contributions, write_contribution_maps
 
@@ -563,7 +575,15 @@ def run_contributions(
         precision=precision, batch_size=batch_size, duration_trs=duration_trs,
         overlap_trs=overlap_trs, stimulus=stimulus,
     )  # fmt: skip
-    _, contributions = ablation_contributions(lambda f: predict(f).predictions, features)
+    if all(f is None for f in features.values()):
+        raise TribeInputError(
+            f"no features: every modality of {list(features)} is absent, nothing to ablate",
+            stimulus=stimulus,
+        )
+    _, contributions = ablation_contributions(
+        lambda f: predict(f, allow_all_absent=True).predictions, features
+    )
+    log.info("contributions of %s: modalities %s", stimulus, list(contributions))
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         write_contribution_maps(contributions, tmp)

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from tribe_core.errors import TribeInputError
+from tribe_core.events.language import language_code, language_name
 from tribe_core.io.atomic import atomic_path
 from tribe_core.media.probe import MediaInfo
 
@@ -214,7 +215,8 @@ def build_events(
     transcript
         whisperX-style transcript (``segments[].words[]`` with ``word``,
         ``start``, ``end`` in seconds from the file start); words without a
-        start are dropped.
+        start are dropped. Its ``language`` may be a code (``en``) or a name
+        (``english``).
     media
         The stimulus; gives one ``Audio`` row (when it has audio) and one
         ``Video`` row (when it has video) spanning ``[0, duration_s]``.
@@ -229,8 +231,13 @@ def build_events(
         Columns :data:`EVENT_COLUMNS`, Audio/Video rows first, then Word rows
         sorted by start. ``sentence_char`` is NaN for a word that could not be
         placed in a sentence (its context is then empty, as in the reference).
+        ``language`` is the reference's name (``english``) on Word rows and
+        empty on Audio/Video rows.
     """
-    language = str(transcript.get("language") or "en")
+    # spaCy takes the code; the column holds the reference's name ("english"), on Word
+    # rows only, as in the reference (its Audio/Video events carry no language).
+    language = language_code(str(transcript.get("language") or "en"))
+    word_language = language_name(language)
     rows: list[dict[str, Any]] = []
     for kind, present in (("Audio", media.has_audio), ("Video", media.has_video)):
         if present and media.duration_s > 0:
@@ -243,7 +250,7 @@ def build_events(
                     "sentence": "",
                     "sentence_char": np.nan,
                     "context": "",
-                    "language": language,
+                    "language": "",
                 }
             )
     words = _transcript_words(transcript)
@@ -272,7 +279,7 @@ def build_events(
                 "sentence": sentence,
                 "sentence_char": char,
                 "context": context,
-                "language": language,
+                "language": word_language,
             }
         )
     return pd.DataFrame(rows, columns=EVENT_COLUMNS).astype(

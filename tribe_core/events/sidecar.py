@@ -6,8 +6,10 @@ Looked up next to ``movie.mp4``, in this order:
   interval tier named ``words``/``word`` (else the first interval tier whose
   name does not look like phones); empty and silence labels are skipped;
 - ``movie.json``: whisperX output (``segments[].words[]``);
-- ``movie.words.tsv``: header with ``word``, ``start`` and ``duration`` (or
-  ``end``) columns, times in seconds.
+- ``movie.words.tsv``: header with ``word`` (or neuralset's ``text``), ``start``
+  and ``duration`` (or ``end``) columns, times in seconds; an optional
+  ``language`` column (code ``en`` or name ``english``) and, in a neuralset
+  events table, a ``type`` column (only ``Word`` rows are read).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from tribe_core.errors import TribeInputError
+from tribe_core.events.language import language_code
 
 SIDECAR_SUFFIXES = (".TextGrid", ".json", ".words.tsv")
 SILENCE_LABELS = frozenset({"", "sp", "sil", "spn", "<sil>", "{sl}", "{lg}", "{ns}", "#", "<p:>"})
@@ -169,22 +172,27 @@ def _read_whisperx_json(path: Path) -> tuple[list[dict[str, Any]], str | None]:
     return words, language if isinstance(language, str) else None
 
 
-def _read_words_tsv(path: Path) -> list[dict[str, Any]]:
+def _read_words_tsv(path: Path) -> tuple[list[dict[str, Any]], str | None]:
     try:
-        table = pd.read_csv(path, sep="\t", keep_default_na=False, dtype={"word": str})
+        table = pd.read_csv(path, sep="\t", keep_default_na=False, dtype=str)
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
         raise TribeInputError(f"cannot parse TSV ({error})", path=path) from None
     columns = {c.strip().lower(): c for c in table.columns}
-    if "word" not in columns or "start" not in columns:
+    word_column = columns.get("word", columns.get("text"))  # neuralset names it "text"
+    if word_column is None or "start" not in columns:
         raise TribeInputError(
-            f"words TSV needs 'word', 'start' and 'duration' (or 'end') columns, "
+            f"words TSV needs 'word' (or 'text'), 'start' and 'duration' (or 'end') columns, "
             f"found {list(table.columns)}",
             path=path,
         )
+    if "duration" not in columns and "end" not in columns:
+        raise TribeInputError("words TSV needs a 'duration' or 'end' column", path=path)
+    if "type" in columns:  # a neuralset events table: its Word rows
+        table = table[table[columns["type"]].str.strip().str.lower() == "word"]
     words = []
     for row in table.itertuples(index=False):
         record = dict(zip(table.columns, row, strict=True))
-        text = str(record[columns["word"]]).strip()
+        text = str(record[word_column]).strip()
         if not text:
             continue
         start = record[columns["start"]]
@@ -193,12 +201,23 @@ def _read_words_tsv(path: Path) -> list[dict[str, Any]]:
                 end = float(start) + float(record[columns["duration"]])
             except (TypeError, ValueError):
                 end = float("nan")
-        elif "end" in columns:
-            end = record[columns["end"]]
         else:
-            raise TribeInputError("words TSV needs a 'duration' or 'end' column", path=path)
+            end = record[columns["end"]]
         words.append(_word(path, text, start, end))
-    return words
+    return words, _table_language(path, table, columns.get("language"))
+
+
+def _table_language(path: Path, table: pd.DataFrame, column: str | None) -> str | None:
+    """The one language of a words table's ``language`` column (code), or None."""
+    if column is None:
+        return None
+    values = sorted({v.strip() for v in table[column].astype(str)} - {""})
+    codes = sorted({language_code(v) for v in values})
+    if len(codes) > 1:
+        raise TribeInputError(
+            f"words TSV mixes languages {values}; one stimulus has one language", path=path
+        )
+    return codes[0] if codes else None
 
 
 def read_sidecar(path: str | Path, language: str | None = None) -> dict[str, Any]:
@@ -209,8 +228,9 @@ def read_sidecar(path: str | Path, language: str | None = None) -> dict[str, Any
     path
         ``.TextGrid``, whisperX ``.json`` or ``.words.tsv`` file.
     language
-        ISO 639-1 code to record (a whisperX JSON's own ``language`` wins);
-        default ``"en"``.
+        Language to record, a code (``en``) or a name (``english``); the
+        file's own language (a whisperX JSON's ``language``, a words TSV's
+        ``language`` column) wins; default ``"en"``. Recorded as the code.
 
     Returns
     -------
@@ -231,7 +251,7 @@ def read_sidecar(path: str | Path, language: str | None = None) -> dict[str, Any
     if name.endswith(".textgrid"):
         words = _read_textgrid(path)
     elif name.endswith(".words.tsv"):
-        words = _read_words_tsv(path)
+        words, file_language = _read_words_tsv(path)
     elif name.endswith(".json"):
         words, file_language = _read_whisperx_json(path)
     else:
@@ -239,7 +259,7 @@ def read_sidecar(path: str | Path, language: str | None = None) -> dict[str, Any
             f"unknown sidecar type; expected one of {', '.join(SIDECAR_SUFFIXES)}", path=path
         )
     return {
-        "language": file_language or language or "en",
+        "language": language_code(file_language or language or "en"),
         "source": "sidecar",
         "segments": _segments_from_words(words),
     }

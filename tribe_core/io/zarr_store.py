@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,11 @@ from tribe_core.errors import TribeInputError
 from tribe_core.io.atomic import atomic_path
 
 FEATURE_ARRAY = "features"
+# Snakemake marks a directory output with a hidden timestamp file; Zarr warns about any
+# file it does not know when it lists a group. That file is expected in our stores.
+warnings.filterwarnings(
+    "ignore", message=r"Object at \.snakemake_timestamp is not recognized", category=UserWarning
+)
 
 
 def jsonable(attrs: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,10 @@
 
 - **Contributions** (ablation): the map of a modality is the full prediction minus
   the prediction made without that modality (its features absent, zero-filled by
-  the encoder as the reference does).
+  the encoder as the reference does). Without the only modality a stimulus has,
+  that is the prediction with every modality zero-filled (the encoder's baseline).
+  A modality the stimulus lacks is already zero-filled in the full prediction: it
+  gets no map.
 - **Evaluation** against a real fMRI run on fsaverage5 (or a finer fsaverage,
   decimated by nesting; or a NIfTI projected with ``nilearn.surface.vol_to_surf``):
   per-vertex Pearson r and MSE over time, and top-k TR retrieval (is the real map of
@@ -66,10 +69,13 @@ def ablation_contributions(
     Parameters
     ----------
     predict
-        Features dict -> ``[n_trs, 20484]``, e.g.
-        ``lambda f: predict_stimulus(encoder, f, events).predictions``.
+        Features dict -> ``[n_trs, 20484]``. Removing the only present modality
+        calls it with every modality ``None``, which must give the all-zero-filled
+        prediction, e.g. ``lambda f: predict_stimulus(encoder, f, events,
+        allow_all_absent=True).predictions``.
     features
-        Modality -> ``[L, D, T]`` features, or ``None`` when absent.
+        Modality -> ``[L, D, T]`` features, or ``None`` when absent (no
+        contribution is computed for it).
 
     Returns
     -------

@@ -3,8 +3,9 @@
 The atlas comes from a directory of FreeSurfer ``{lh,rh}.HCP-MMP1.annot`` files
 on any icosahedral fsaverage mesh (fsaverage, fsaverage6, fsaverage5); because
 the meshes are nested, the fsaverage5 labels are the first 10,242 vertices of
-each hemisphere. With network access MNE can fetch the figshare distribution
-(:func:`fetch_hcp_mmp1`). The project never ships the atlas itself.
+each hemisphere. Where the files come from (a configured folder, a cache, a
+download the user allowed) is :mod:`tribe_core.products.atlas_source`'s job.
+The project never ships the atlas itself.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ import numpy as np
 
 from tribe_core.errors import TribeConfigError, TribeInputError
 from tribe_core.products import N_VERTICES, N_VERTICES_PER_HEMI
+from tribe_core.products.atlas_source import (
+    AtlasSettings,
+    atlas_missing_message,
+    resolve_atlas_dir,
+)
 from tribe_core.products.meshes import FSAVERAGE_SIZES
 
 _HEMI_PREFIX = {"lh": "L", "rh": "R"}
@@ -130,48 +136,33 @@ def _load_cached(atlas_dir: str) -> Parcellation:
     return Parcellation(areas=areas, vertex_area=vertex_area, source=str(lh_path.parent))
 
 
-def fetch_hcp_mmp1(subjects_dir: Path) -> Path:
-    """Download HCP-MMP1 for fsaverage with MNE (network access needed); return its folder.
-
-    MNE is an optional dependency; the atlas (figshare, CC BY 4.0) requires
-    acknowledging the WU-Minn HCP.
-    """
-    try:
-        import mne
-    except ImportError as exc:
-        raise TribeConfigError(
-            "fetching HCP-MMP1 needs MNE (`pip install mne`) and network access; or set the "
-            "atlas directory to a folder holding lh/rh.HCP-MMP1.annot"
-        ) from exc
-    subjects_dir = Path(subjects_dir)
-    (subjects_dir / "fsaverage" / "label").mkdir(parents=True, exist_ok=True)
-    mne.datasets.fetch_hcp_mmp_parcellation(
-        subjects_dir=str(subjects_dir), combine=False, accept=True
-    )
-    return subjects_dir / "fsaverage" / "label"
-
-
-def load_hcp_mmp1(atlas_dir: Path | str | None, *, fetch_to: Path | None = None) -> Parcellation:
+def load_hcp_mmp1(atlas_dir: Path | str | None) -> Parcellation:
     """Load HCP-MMP1 labels on fsaverage5 (180 areas per hemisphere).
 
     Parameters
     ----------
     atlas_dir
         Folder holding ``lh.HCP-MMP1.annot`` and ``rh.HCP-MMP1.annot`` (directly, or in
-        ``label/`` or ``fsaverage/label/`` as MNE lays them out). ``None``: fetch with MNE
-        into ``fetch_to`` (default ``~/mne_data/tribeflow``).
+        ``label/`` or ``fsaverage/label/`` as MNE lays them out). ``None``: the local caches
+        of :func:`tribe_core.products.atlas_source.resolve_atlas_dir` (no download).
 
     Returns
     -------
     Parcellation
         ``vertex_area [20484]`` and area names; cached per folder.
+
+    Raises
+    ------
+    TribeConfigError
+        The folder does not exist or holds no annotation pair, or (``None``) no cache
+        holds the atlas; the message says the ways to get it.
     """
     if atlas_dir is None:
-        target = Path(fetch_to or Path.home() / "mne_data" / "tribeflow")
-        label_dir = target / "fsaverage" / "label"
-        if not any((label_dir / f"lh.{n}.annot").exists() for n in ("HCP-MMP1", "HCPMMP1")):
-            fetch_hcp_mmp1(target)
-        atlas_dir = label_dir
+        settings = AtlasSettings()
+        found = resolve_atlas_dir(settings)
+        if found is None:
+            raise TribeConfigError(atlas_missing_message(settings))
+        atlas_dir = found
     atlas_dir = Path(atlas_dir)
     if not atlas_dir.is_dir():
         raise TribeConfigError(

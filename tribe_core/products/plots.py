@@ -1,9 +1,12 @@
 """Brain maps of predictions on fsaverage5 (nilearn, matplotlib Agg) and movies.
 
 One colour scale per figure (shared by all its panels), symmetric around zero by
-default, with a colourbar; the sulcal depth is the background. Movies pipe
-rendered frames to ffmpeg (H.264 MP4) and fall back to an animated GIF (Pillow)
-when ffmpeg is missing or fails.
+default, with a colourbar; the sulcal depth is the background. Movies play in
+stimulus time: one drawn frame per TR of the stimulus, held for one TR, so the
+movie lasts ``n_trs * tr_s``. They pipe the frames to ffmpeg at ``1 / tr_s``
+frames per second, which writes H.264 MP4 at a standard 25 fps (each TR's frame
+repeated), and fall back to an animated GIF (Pillow, one frame per TR lasting
+``tr_s``) when ffmpeg is missing or fails.
 """
 
 from __future__ import annotations
@@ -543,20 +546,55 @@ def _movie_worker_frame(item: tuple[np.ndarray, str]) -> np.ndarray:
     return _WORKER_MOVIE["movie"].frame(*item)
 
 
+def movie_timeline(
+    n_rows: int,
+    *,
+    tr_s: float = 1.0,
+    tr_start_s: Sequence[float] | None = None,
+    n_trs: int | None = None,
+) -> list[tuple[int, float]]:
+    """``(prediction row, or -1 for a TR without one; onset in s)`` for each TR of the stimulus.
+
+    Row ``i`` belongs to the TR starting at ``tr_start_s[i]`` (default: rows are TRs
+    ``0 .. n_rows - 1``); the stimulus has ``n_trs`` TRs (default: up to the last row's).
+    TRs dropped for holding no event have no row.
+    """
+    if tr_s <= 0:
+        raise TribeInputError(f"tr_s must be > 0, got {tr_s}")
+    if tr_start_s is None:
+        index = np.arange(n_rows)
+    else:
+        if len(tr_start_s) != n_rows:
+            raise TribeInputError(
+                f"{len(tr_start_s)} TR onsets for {n_rows} prediction rows; expected one per row"
+            )
+        index = np.rint(np.asarray(tr_start_s, dtype=np.float64) / tr_s).astype(np.int64)
+        if n_rows and (index.min() < 0 or (np.diff(index) <= 0).any()):
+            raise TribeInputError("TR onsets must be >= 0 and increasing, one TR apart or more")
+    last = int(index[-1]) + 1 if n_rows else 0
+    n_trs = last if n_trs is None else int(n_trs)
+    if n_trs < last:
+        raise TribeInputError(f"the stimulus has {n_trs} TRs but a prediction row is TR {last - 1}")
+    rows = np.full(n_trs, -1, dtype=np.int64)
+    rows[index] = np.arange(n_rows)
+    return [(int(rows[k]), k * tr_s) for k in range(n_trs)]
+
+
 def _frames(
     preds: np.ndarray,
     *,
+    timeline: Sequence[tuple[int, float]],
     views: Sequence[str],
     cmap: str,
     threshold: float | None,
     symmetric: bool,
-    tr_start_s: Sequence[float] | None,
     scale: float,
     engine: str,
     workers: int = 1,
 ) -> Iterator[np.ndarray]:
-    """Yield ``[H, W, 3]`` uint8 frames, one per TR, on a fixed colour scale.
+    """Yield ``[H, W, 3]`` uint8 frames, one per TR of ``timeline``, on a fixed colour scale.
 
+    A TR without a prediction row shows the bare brain, labelled "no prediction".
     With the raster engine and ``workers`` > 1, frames are drawn by up to that
     many forked processes (each with its own figure; at most one per
     ``MIN_FRAMES_PER_WORKER`` frames) and yielded in TR order; every frame
@@ -564,39 +602,44 @@ def _frames(
     """
     vmin, vmax = color_limits(preds, symmetric=symmetric)
     panels = _panels(_check_views(views), HEMIS)
+    empty = np.full(preds.shape[1], np.nan, dtype=np.float32)
 
-    def when(t: int) -> str:
-        return f"{float(tr_start_s[t]):.1f} s" if tr_start_s is not None else f"TR {t}"
+    def item(k: int) -> tuple[np.ndarray, str]:
+        row, onset_s = timeline[k]
+        if row < 0:
+            return empty, f"{onset_s:.1f} s (no prediction)"
+        return np.asarray(preds[row]), f"{onset_s:.1f} s"
 
     if engine == "raster":
-        args = (np.asarray(preds[0]), when(0), panels)
+        args = (*item(0), panels)
         kwargs: dict[str, Any] = {"cmap": cmap, "vmin": vmin, "vmax": vmax, "threshold": threshold,
                   "scale": scale}  # fmt: skip
         # A worker costs seconds to start (imports, mesh rasters): short movies stay serial.
-        workers = min(workers, len(preds) // MIN_FRAMES_PER_WORKER)
+        workers = min(workers, len(timeline) // MIN_FRAMES_PER_WORKER)
         if workers > 1:
             import multiprocessing
 
-            log.info("movie: %d frames drawn by %d processes", len(preds), workers)
+            log.info("movie: %d frames drawn by %d processes", len(timeline), workers)
             # fork, not spawn: spawn re-runs the parent's __main__ in every worker, and a
             # Snakemake script has no main guard (it would run the whole stage again).
             context = multiprocessing.get_context("fork")
-            items = ((np.asarray(preds[t]), when(t)) for t in range(len(preds)))
+            items = (item(k) for k in range(len(timeline)))
             with context.Pool(workers, _init_movie_worker, (args, kwargs)) as pool:
                 yield from pool.imap(_movie_worker_frame, items, chunksize=4)
             return
         # One figure; each frame only swaps the panel pixels and the time label.
         movie = _RasterMovie(*args, **kwargs)
         try:
-            for t, values in enumerate(preds):
-                yield movie.frame(values, when(t))
+            for k in range(len(timeline)):
+                yield movie.frame(*item(k))
         finally:
             movie.close()
         return
-    for t, values in enumerate(preds):
+    for k in range(len(timeline)):
+        values, label = item(k)
         fig = render_maps(
-            values[None], [when(t)], views=views, cmap=cmap, threshold=threshold,
-            vmin=vmin, vmax=vmax, engine=engine,
+            values[None], [label], views=views, cmap=cmap, vmin=vmin, vmax=vmax, engine=engine,
+            threshold=np.inf if np.isnan(values).all() else threshold,
         )  # fmt: skip
         fig.set_dpi(80)
         frame = _grab(fig)
@@ -604,14 +647,19 @@ def _frames(
         yield frame
 
 
-def _write_mp4(frames: Iterator[np.ndarray], tmp: Path, fps: float) -> None:
+def _write_mp4(frames: Iterator[np.ndarray], tmp: Path, tr_s: float, output_fps: int) -> None:
+    """One input frame per TR (``1 / tr_s`` per second); ffmpeg repeats each to fill its TR."""
+    from fractions import Fraction
+
     first = next(frames)
     h, w = first.shape[:2]
+    per_s = 1 / Fraction(tr_s).limit_denominator(100_000)
     cmd = [
         shutil.which("ffmpeg") or "ffmpeg", "-y", "-loglevel", "error",
-        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", f"{fps:g}", "-i", "-",
-        "-c:v", "libx264", "-pix_fmt", "yuv420p", "-movflags", "+faststart", "-f", "mp4",
-        str(tmp),
+        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
+        "-framerate", f"{per_s.numerator}/{per_s.denominator}", "-i", "-",
+        "-r", str(output_fps), "-c:v", "libx264", "-pix_fmt", "yuv420p",
+        "-movflags", "+faststart", "-f", "mp4", str(tmp),
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)  # noqa: S603
     assert proc.stdin is not None
@@ -627,13 +675,13 @@ def _write_mp4(frames: Iterator[np.ndarray], tmp: Path, fps: float) -> None:
         raise RuntimeError(f"ffmpeg failed: {err.strip()[-500:]}")
 
 
-def _write_gif(frames: Iterator[np.ndarray], tmp: Path, fps: float) -> None:
+def _write_gif(frames: Iterator[np.ndarray], tmp: Path, tr_s: float) -> None:
     from PIL import Image
 
     images = [Image.fromarray(f) for f in frames]
     images[0].save(
         tmp, format="GIF", save_all=True, append_images=images[1:],
-        duration=int(round(1000 / fps)), loop=0,
+        duration=int(round(1000 * tr_s)), loop=0,
     )  # fmt: skip
 
 
@@ -641,27 +689,41 @@ def make_movie(
     predictions: np.ndarray,
     out_path: Path,
     *,
-    fps: float = 2,
+    tr_s: float = 1.0,
+    tr_start_s: Sequence[float] | None = None,
+    n_trs: int | None = None,
+    output_fps: int = 25,
     views: Sequence[str] = ("lateral", "medial"),
     cmap: str = "cold_hot",
     threshold: float | None = None,
     symmetric: bool = True,
-    tr_start_s: Sequence[float] | None = None,
     scale: float = 0.8,
     engine: str = "raster",
     workers: int = 1,
 ) -> Path:
-    """Render one frame per TR and write a movie.
+    """Render one frame per TR and write a movie that plays in stimulus time.
+
+    Each TR's frame is shown for ``tr_s`` seconds from its onset, so the movie
+    lasts ``n_trs * tr_s`` (to within one output frame); a TR without a
+    prediction row (dropped: no event) shows the bare brain, labelled so.
 
     Parameters
     ----------
     predictions
-        ``[n_trs, 20484]``.
+        ``[n_rows, 20484]``.
     out_path
         ``.mp4`` (H.264 via ffmpeg) or ``.gif``. If ffmpeg is missing or fails for an
         ``.mp4``, a GIF is written next to it (same stem) instead.
-    fps
-        Frames (TRs) per second.
+    tr_s
+        Repetition time: how long each frame is shown.
+    tr_start_s
+        Onset of each row's TR (the kept TRs of ``predictions.zarr``); default
+        rows are TRs ``0 .. n_rows - 1``.
+    n_trs
+        TRs of the stimulus (default: up to the last row's TR).
+    output_fps
+        Frame rate of the MP4 (a standard rate players handle; each TR's frame is
+        repeated ``tr_s * output_fps`` times, which H.264 stores almost for free).
     scale, engine
         Panel size and renderer (see :func:`render_maps`).
     workers
@@ -673,31 +735,32 @@ def make_movie(
         The file written (``.mp4``, or ``.gif`` on fallback).
     """
     preds = as_predictions(predictions)
-    if fps <= 0:
-        raise TribeInputError(f"fps must be > 0, got {fps}")
+    if output_fps <= 0:
+        raise TribeInputError(f"output_fps must be > 0, got {output_fps}")
+    timeline = movie_timeline(len(preds), tr_s=tr_s, tr_start_s=tr_start_s, n_trs=n_trs)
     out_path = Path(out_path)
     style: dict[str, Any] = {
+        "timeline": timeline,
         "views": _check_views(views),
         "cmap": cmap,
         "threshold": threshold,
         "symmetric": symmetric,
-        "tr_start_s": tr_start_s,
         "scale": scale,
         "engine": engine,
         "workers": workers,
     }
     if out_path.suffix.lower() == ".gif":
         with atomic_path(out_path) as tmp:
-            _write_gif(_frames(preds, **style), tmp, fps)
+            _write_gif(_frames(preds, **style), tmp, tr_s)
         return out_path
     if shutil.which("ffmpeg"):
         try:
             with atomic_path(out_path) as tmp:
-                _write_mp4(_frames(preds, **style), tmp, fps)
+                _write_mp4(_frames(preds, **style), tmp, tr_s, output_fps)
             return out_path
         except (RuntimeError, OSError):
             pass
     gif = out_path.with_suffix(".gif")
     with atomic_path(gif) as tmp:
-        _write_gif(_frames(preds, **style), tmp, fps)
+        _write_gif(_frames(preds, **style), tmp, tr_s)
     return gif

@@ -1,9 +1,13 @@
 """Stimulus-aligned HTML report: video frames, words and brain maps on one timeline.
 
-The report is one self-contained HTML file (images inlined as base64), so it can be
-registered with ``snakemake --report``. The media file, when given, is linked by a
-relative path and plays in the page; its playhead moves a cursor over the timeline,
-and clicking the timeline seeks the media.
+The report is one self-contained HTML file: it names no other file, so it still
+works when moved, mailed or zipped by ``snakemake --report``. Images (video frames,
+brain maps, plots) are inlined as base64 data URIs, and so is the stimulus for the
+page's player: as it is when browsers play its format and it is at most
+:data:`EMBED_MAX_BYTES`, else as a small H.264/AAC preview made by ffmpeg when that
+fits the same limit; a longer stimulus gets no player (the page says so) and keeps
+its frames on the timeline. The player's playhead moves a cursor over the
+timeline, and clicking the timeline seeks the media.
 """
 
 from __future__ import annotations
@@ -12,9 +16,9 @@ import base64
 import html
 import json
 import math
-import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +31,15 @@ from tribe_core.products.rois import align_trs
 
 _VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm"}
 _AUDIO_SUFFIXES = {".wav", ".mp3", ".flac", ".ogg"}
+#: Containers every current browser plays, embedded as they are.
+_PLAYABLE_MIME = {
+    ".mp4": "video/mp4", ".webm": "video/webm",
+    ".wav": "audio/wav", ".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".flac": "audio/flac",
+}  # fmt: skip
+#: Largest media file (or preview) inlined into ``report.html``, in bytes.
+EMBED_MAX_BYTES = 50 * 1024 * 1024
+#: Bit rates of the preview of a stimulus too large or in a format browsers may not play.
+_PREVIEW_VIDEO_KBPS, _PREVIEW_AUDIO_KBPS = 250, 64
 _THUMB_W = 112
 _BRAIN_W = 200
 #: Left gutter of the timeline (track names), in pixels.
@@ -49,6 +62,54 @@ def video_frame_jpeg(media_path: Path, time_s: float, width: int = _THUMB_W) -> 
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, check=False, timeout=60)  # noqa: S603
     return proc.stdout if proc.returncode == 0 and proc.stdout else None
+
+
+def _preview(media: Path, video: bool, out: Path) -> bool:
+    """Write a small browser-playable MP4 of ``media`` (H.264 320 px + AAC mono) at ``out``."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        return False
+    streams = (
+        ["-map", "0:v:0", "-map", "0:a:0?", "-vf", "scale=320:-2", "-c:v", "libx264",
+         "-preset", "veryfast", "-b:v", f"{_PREVIEW_VIDEO_KBPS}k", "-pix_fmt", "yuv420p"]
+        if video else ["-map", "0:a:0", "-vn"]
+    )  # fmt: skip
+    cmd = [
+        ffmpeg, "-v", "error", "-y", "-i", str(media), *streams,
+        "-c:a", "aac", "-b:a", f"{_PREVIEW_AUDIO_KBPS}k", "-ac", "1",
+        "-movflags", "+faststart", "-f", "mp4", str(out),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, check=False, timeout=1800)  # noqa: S603
+    return proc.returncode == 0 and out.exists() and out.stat().st_size > 0
+
+
+def embedded_media(media: Path, duration_s: float) -> tuple[str, str | None, str]:
+    """The stimulus as the report's player embeds it: ``(tag, data URI or None, note)``.
+
+    ``tag`` is ``"video"`` or ``"audio"``. The URI holds the file itself when
+    browsers play its format and it is at most :data:`EMBED_MAX_BYTES`; else an
+    ffmpeg preview (:func:`_preview`) when one of ``duration_s`` fits that limit;
+    else it is ``None``. ``note`` says which, for the page.
+    """
+    suffix = media.suffix.lower()
+    tag = "video" if suffix in _VIDEO_SUFFIXES else "audio"
+    size = media.stat().st_size
+    if suffix in _PLAYABLE_MIME and size <= EMBED_MAX_BYTES:
+        return tag, _b64(media.read_bytes(), _PLAYABLE_MIME[suffix]), f"{media.name}, embedded."
+    kbps = _PREVIEW_AUDIO_KBPS + (_PREVIEW_VIDEO_KBPS if tag == "video" else 0)
+    if duration_s * kbps * 1000 / 8 * 1.2 <= EMBED_MAX_BYTES:
+        with tempfile.TemporaryDirectory(prefix="tribe-report-") as tmp:
+            preview = Path(tmp) / "preview.mp4"
+            if _preview(media, tag == "video", preview):
+                if preview.stat().st_size <= EMBED_MAX_BYTES:
+                    uri = _b64(preview.read_bytes(), f"{tag}/mp4")
+                    return tag, uri, f"{media.name}, embedded as a compressed preview."
+    note = (
+        f"{media.name} ({size / 2**20:.1f} MB, {duration_s:.0f} s) is not embedded: neither "
+        f"it nor a preview fits the {EMBED_MAX_BYTES / 2**20:.0f} MB a self-contained report "
+        "allows; the timeline shows its frames."
+    )
+    return tag, None, note
 
 
 def _brain_thumbnail(values: np.ndarray, vmin: float, vmax: float, label: str) -> bytes:
@@ -177,6 +238,7 @@ body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
 .zero{stroke:#bbb;stroke-dasharray:3 3}.ylabel{font-size:9px;fill:#888}
 .cursor{stroke:#e74c3c;stroke-width:2}
 img.plot{max-width:100%;border:1px solid #eee;margin:.5em 0}
+.note{font-size:12px;color:#666;margin:.2em 0}
 table{border-collapse:collapse;font-size:13px}td,th{padding:2px 8px;border-bottom:1px solid #eee}
 """
 
@@ -267,11 +329,12 @@ def write_report(
     svg = _timeline_svg(duration_s, px_per_s, frames, words, brains, preds.mean(axis=1), tr_times)
 
     player = ""
-    if media is not None and media.exists():
-        rel = html.escape(os.path.relpath(media.resolve(), out_html.resolve().parent))
-        tag = "video" if media.suffix.lower() in _VIDEO_SUFFIXES else "audio"
-        if tag == "video" or media.suffix.lower() in _AUDIO_SUFFIXES:
-            player = f'<{tag} id="media" src="{rel}" controls style="max-width:480px"></{tag}>'
+    suffix = media.suffix.lower() if media is not None else ""
+    if media is not None and media.is_file() and suffix in _VIDEO_SUFFIXES | _AUDIO_SUFFIXES:
+        tag, uri, note = embedded_media(media, duration_s)
+        if uri is not None:
+            player = f'<{tag} id="media" src="{uri}" controls style="max-width:480px"></{tag}>'
+        player += f"<p class='note'>{html.escape(note)}</p>"
 
     plots_html = []
     for p in plot_paths:
