@@ -14,6 +14,7 @@ include: "rules/events.smk"
 include: "rules/features.smk"
 include: "rules/encoder.smk"
 include: "rules/products.smk"
+include: "rules/insilico.smk"
 
 
 rule all:

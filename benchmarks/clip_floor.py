@@ -34,7 +34,7 @@ TOKENS_PER_CLIP = (64 // 2) * (256 // 16) ** 2  # 8,192
 
 
 def main() -> None:
-    from tribe_core.features.bench import VIDEO_ARCHS
+    from benchmarks.features import VIDEO_ARCHS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="vitg", choices=sorted(VIDEO_ARCHS))

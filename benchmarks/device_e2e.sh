@@ -1,38 +1,65 @@
 #!/usr/bin/env bash
-# The hour of film on the GPU machine through this workplace's device tool, whose
-# commands stop after 10 minutes: call it repeatedly (carry .gpu_carry, made by
-# benchmarks/gpu_wheels.sh) until it prints the table. The first call installs the
-# carried wheels and ffmpeg, times the transcription stage (benchmarks/transcription.py,
-# about a minute) and starts benchmarks/end_to_end.py (movie included) in its own session; every call
-# then waits up to WAIT_S seconds (default 540) and copies what the runs wrote to $OUT.
+# The hour of film (benchmarks/end_to_end.py) on a GPU node, resumable: for sessions
+# whose commands are time-limited (an interactive job, a batch step with a short
+# limit). Run it from the repository root, again and again, until it prints the table.
+# The first call times the transcription stage (benchmarks/transcription.py, about a
+# minute) and starts end_to_end.py (movie included) in its own session; every call then
+# waits up to WAIT_S seconds (default 540) and copies what the runs wrote to $OUT.
+# A node with a plain shell and no time limit can run end_to_end.py directly instead.
 #
-#   device run: bash benchmarks/device_e2e.sh          (carry: [".gpu_carry"])
+#   bash benchmarks/device_e2e.sh
+#   MINUTES=10 GPU_JOBS=3 WORK=/scratch/$USER/e2e OUT=results_e2e bash benchmarks/device_e2e.sh
+#
+# Python: $PYTHON (default python3) with the project's packages. Optional: a .gpu_carry/
+# folder made by benchmarks/gpu_wheels.sh (CARRY=path to use another), for a node
+# without them: its wheels are installed into $WORK/site and its static ffmpeg put on
+# PATH; without that folder the node's environment is used as it is.
 set -u
 export PYTHONUNBUFFERED=1
-OUT=${OUT:-/tmp/device_e2e_out}
-mkdir -p "$OUT"
-if [ ! -f /tmp/e2e.started ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .gpu_carry/whl/*.whl || exit 3
-  mkdir -p /tmp/bin && xz -dc .gpu_carry/bin/ffmpeg.xz >/tmp/bin/ffmpeg && chmod +x /tmp/bin/ffmpeg
-  rm -rf /tmp/repo && cp -r . /tmp/repo
-  touch /tmp/e2e.started
-  cd /tmp/repo || exit 3
-  export PYTHONPATH=/tmp/site PATH=/tmp/bin:$PATH
-  timeout 240 python3 benchmarks/transcription.py --size full --minutes 10 \
-    --json /tmp/transcription.json
-  setsid nohup python3 benchmarks/end_to_end.py --size full --minutes "${MINUTES:-60}" \
-    --gpu-jobs "${GPU_JOBS:-3}" --out /tmp/e2e_out >/tmp/e2e.log 2>&1 </dev/null &
-  echo $! >/tmp/e2e.pid
+PYTHON=${PYTHON:-python3}
+case $PYTHON in */*) PYTHON=$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON") ;; esac
+CARRY=${CARRY:-.gpu_carry}
+WORK=${WORK:-${TMPDIR:-/tmp}/tribeflow-device-e2e}
+OUT=${OUT:-$WORK/out}
+mkdir -p "$WORK" "$OUT"
+if [ -d "$CARRY/whl" ]; then
+  export PYTHONPATH=$WORK/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+if [ -f "$CARRY/bin/ffmpeg.xz" ]; then
+  export PATH=$WORK/bin:$PATH
+fi
+if [ ! -f "$WORK/started" ]; then
+  if [ -d "$CARRY/whl" ]; then
+    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+      --target "$WORK/site" "$CARRY"/whl/*.whl || exit 3
+  fi
+  if [ -f "$CARRY/bin/ffmpeg.xz" ]; then
+    mkdir -p "$WORK/bin" && xz -dc "$CARRY/bin/ffmpeg.xz" >"$WORK/bin/ffmpeg" \
+      && chmod +x "$WORK/bin/ffmpeg" || exit 3
+  fi
+  # A copy of the repository (WORK must lie outside it), so edits to the checkout do not
+  # reach a running benchmark; the venv, git data and outputs stay behind.
+  rm -rf "$WORK/repo" && mkdir -p "$WORK/repo" || exit 3
+  tar --exclude=./.git --exclude=./.venv --exclude=./.snakemake --exclude=./results \
+    --exclude="./${CARRY#./}" -cf - . | tar -C "$WORK/repo" -xf - || exit 3
+  touch "$WORK/started"
+  cd "$WORK/repo" || exit 3
+  timeout 240 "$PYTHON" benchmarks/transcription.py --size full --minutes 10 \
+    --json "$WORK/transcription.json"
+  setsid nohup "$PYTHON" benchmarks/end_to_end.py --size full --minutes "${MINUTES:-60}" \
+    --gpu-jobs "${GPU_JOBS:-3}" --work "$WORK/e2e" --out "$WORK/e2e_out" \
+    >"$WORK/e2e.log" 2>&1 </dev/null &
+  echo $! >"$WORK/e2e.pid"
   cd - >/dev/null || exit 3
 fi
 while [ "$SECONDS" -lt "${WAIT_S:-540}" ]; do
-  [ -f /tmp/e2e_out/table.txt ] && break
-  kill -0 "$(cat /tmp/e2e.pid)" 2>/dev/null || { echo "end_to_end.py is not running"; break; }
+  [ -f "$WORK/e2e_out/table.txt" ] && break
+  kill -0 "$(cat "$WORK/e2e.pid")" 2>/dev/null || { echo "end_to_end.py is not running"; break; }
   sleep 5
 done
-cp /tmp/transcription.json /tmp/e2e_out/*.json /tmp/e2e_out/*.txt /tmp/e2e.log "$OUT"/ 2>/dev/null
+cp "$WORK/transcription.json" "$WORK"/e2e_out/*.json "$WORK"/e2e_out/*.txt "$WORK/e2e.log" \
+  "$OUT"/ 2>/dev/null
 nvidia-smi --query-gpu=name,utilization.gpu,memory.used --format=csv,noheader
-ls /tmp/tribe-e2e-full/workflow/results/film/logs 2>/dev/null | tr '\n' ' '
+ls "$WORK/e2e/workflow/results/film/logs" 2>/dev/null | tr '\n' ' '
 echo
-cat /tmp/e2e_out/table.txt 2>/dev/null || tail -c 2500 /tmp/e2e.log
+cat "$WORK/e2e_out/table.txt" 2>/dev/null || tail -c 2500 "$WORK/e2e.log"

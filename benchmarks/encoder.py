@@ -26,10 +26,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tribe_core.demo_models.tribe import random_encoder  # noqa: E402
 from tribe_core.encoder.config import EncoderArchitecture  # noqa: E402
 from tribe_core.encoder.inference import precision_context, prepare_encoder  # noqa: E402
 from tribe_core.encoder.model import TribeEncoder  # noqa: E402
-from tribe_core.encoder.random import random_encoder  # noqa: E402
 
 # Layouts of model_build_args.feature_dims: 3 layer groups with V-JEPA2 ViT-G's
 # 1408 dims reproduce the measured 179,318,933 parameters.

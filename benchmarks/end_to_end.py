@@ -4,7 +4,7 @@
 
 1. builds the models with random weights, nothing downloaded: ``full`` the
    released architectures (Llama-3.2-3B, w2v-BERT 2.0, V-JEPA2 ViT-G from
-   :mod:`tribe_core.features.bench`, a TRIBE v2 encoder at the released
+   ``benchmarks/features.py``, a TRIBE v2 encoder at the released
    dims), ``tiny`` the demo ones (:mod:`tribe_core.demo_models`);
 2. makes the film and its word sidecar (``make_film.py``), which replaces
    the speech recogniser (transcription is timed on its own by
@@ -21,14 +21,14 @@
 4. times the reference-equivalent path of each model stage on a sample in
    the same process (float32, the reference's batching, per-clip frame
    seeking for video, one context per word for text; see
-   :mod:`tribe_core.features.bench`) and extrapolates it to the film;
+   ``benchmarks/features.py``) and extrapolates it to the film;
 5. prints a table and writes ``end_to_end.json`` (after every phase),
    ``table.txt`` and ``snakemake.log`` to ``--out``.
 
-The GPU machine has no ``ffprobe`` (and ``ffmpeg`` only as carried by
-``benchmarks/gpu_wheels.sh``): stand-ins the PATH lacks are put first on the
-workflow's PATH, ``ffmpeg`` linking to :func:`tribe_core.features.video.ffmpeg_binary`
-and ``ffprobe`` answering the JSON queries of ``ffmpeg.probe`` and
+A GPU node may lack ``ffprobe`` (and ``ffmpeg``, which ``benchmarks/gpu_wheels.sh``
+can carry along): stand-ins the PATH lacks are put first on the workflow's PATH,
+``ffmpeg`` linking to :func:`tribe_core.features.video.ffmpeg_binary` and ``ffprobe``
+answering the JSON queries of ``ffmpeg.probe`` and
 :func:`tribe_core.features.video.probe_video` from ``ffmpeg -i``.
 """
 
@@ -41,6 +41,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import wave
@@ -77,7 +78,7 @@ def _save_full_model(modality: str, out_dir: Path, device: str) -> Path:
     """One released-size feature model with random weights, ``save_pretrained`` layout."""
     import torch
 
-    from tribe_core.features import bench
+    from benchmarks import features as bench
     from tribe_core.io.atomic import atomic_path
 
     build = {
@@ -131,21 +132,9 @@ def tribe_checkpoint(out_dir: Path, models: dict[str, Path], arch: dict[str, int
     released ``feature_dims`` layout (text (3, 3072), audio (3, 1024), video
     (3, 1408): 179,318,933 parameters at the released size).
     """
-    from tribe_core.demo_models.__main__ import N_VERTICES, RELEASED_LAYERS
-    from tribe_core.encoder import save_random_checkpoint
-    from tribe_core.features import data_config_for, hidden_state_shape, n_layer_groups
+    from tribe_core.demo_models.tribe import RELEASED_LAYERS, build_tribe_checkpoint
 
-    dims = {}
-    for modality, path in models.items():
-        n_states, hidden = hidden_state_shape(path)
-        dims[modality] = (n_layer_groups(n_states, RELEASED_LAYERS, None), hidden)
-    data = data_config_for(
-        {m: str(p) for m, p in models.items()}, layers=RELEASED_LAYERS, layer_aggregation=None
-    )
-    return save_random_checkpoint(
-        out_dir, feature_dims=dims, n_outputs=N_VERTICES, n_output_timesteps=100,
-        data_config=data, **arch,
-    )  # fmt: skip
+    return build_tribe_checkpoint(out_dir, models, RELEASED_LAYERS, None, **arch)
 
 
 # --- ffmpeg stand-ins ---------------------------------------------------------------------
@@ -370,9 +359,9 @@ def run_workflow(
 
 def reference_samples(args: argparse.Namespace, models: dict[str, str], results: Path) -> dict:
     """Reference-equivalent time of each model stage: load + sample, extrapolated to the film."""
+    from tribe_core.encoder import checkpoint_meta
     from tribe_core.features import feature_specs_from_config
     from tribe_core.media import MediaInfo
-    from tribe_core.stages import checkpoint_meta
 
     info = MediaInfo.read(results / "media.json")
     config, build_args = checkpoint_meta(models["tribe"])
@@ -409,8 +398,8 @@ def _entry(load_s: float, sample_s: float, n_sample: int, n_total: int, unit: st
 
 def _reference_video(spec: Any, info: Any, n_clips: int) -> dict:
     """The first clips, each with its frames sought and decoded, batch 1, predictor on."""
+    from benchmarks.features import _timed, reference_video_features
     from tribe_core.features import video
-    from tribe_core.features.bench import _timed, reference_video_features
 
     path, fps = Path(info.source), video.probe_video(info.source).fps
     model, load_s = _timed(video.load_video_model, spec)
@@ -427,9 +416,9 @@ def _reference_text(spec: Any, info: Any, results: Path, n_words: int) -> dict:
     """Words spread over the film, one context (up to 1024 words) per word, 4 per forward."""
     import numpy as np
 
+    from benchmarks.features import _timed
     from tribe_core.events import read_events_tsv
     from tribe_core.features import text
-    from tribe_core.features.bench import _timed
 
     words = text.select_words(read_events_tsv(results / "events.tsv"), spec.contextualized)
     pick = np.unique(np.linspace(0, len(words) - 1, n_words).round().astype(int))
@@ -450,8 +439,8 @@ def _reference_text(spec: Any, info: Any, results: Path, n_words: int) -> dict:
 
 def _reference_audio(spec: Any, info: Any, wav: Path, work: Path, seconds: float) -> dict:
     """The first ``seconds`` of the film's WAV, one chunk per forward."""
+    from benchmarks.features import _timed
     from tribe_core.features import audio
-    from tribe_core.features.bench import _timed
 
     part = work / "reference_audio.wav"
     with wave.open(str(wav), "rb") as src, wave.open(str(part), "wb") as dst:
@@ -468,9 +457,9 @@ def _reference_audio(spec: Any, info: Any, wav: Path, work: Path, seconds: float
 
 def _reference_predict(checkpoint: str, info: Any, results: Path, device: str) -> dict:
     """The encoder as the reference runs it (eager fp32, reference maths, batch 8), whole film."""
+    from benchmarks.features import _timed
     from tribe_core.encoder import load_encoder
     from tribe_core.events import read_events_tsv
-    from tribe_core.features.bench import _timed
     from tribe_core.io.zarr_store import read_feature_store
     from tribe_core.segments import predict_stimulus
 
@@ -551,7 +540,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fps", type=float, default=25.0)
     parser.add_argument("--video-size", default="640x360")
     parser.add_argument("--film", type=Path, help="use this film (its .words.tsv beside it)")
-    parser.add_argument("--work", type=Path, default=None, help="default /tmp/tribe-e2e-SIZE")
+    parser.add_argument(
+        "--work", type=Path, default=None, help="work folder (default $TMPDIR/tribe-e2e-SIZE)"
+    )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--device", default="cuda" if cuda else "cpu")
@@ -570,7 +561,11 @@ def main(argv: list[str] | None = None) -> int:
         "--gpu-jobs", type=int, default=3, help="GPU jobs sharing the GPU (gpu_jobs_per_device)"
     )
     parser.add_argument("--movie", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--atlas-dir", default=_default_atlas())
+    parser.add_argument(
+        "--atlas-dir", default=_default_atlas(),
+        help="HCP-MMP1 folder (default: .gpu_carry/atlas if gpu_wheels.sh put one there, "
+        "else the workflow's own search: products.atlas_cache, MNE's folders; none: no ROIs)",
+    )  # fmt: skip
     parser.add_argument("--ffmpeg-shims", choices=["auto", "always", "never"], default="auto")
     parser.add_argument("--sample-interval", type=float, default=0.2, help="seconds")
     parser.add_argument("--ref-clips", type=int, default=20)
@@ -578,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ref-audio-s", type=float, default=60.0)
     parser.add_argument("--no-reference", dest="reference", action="store_false")
     args = parser.parse_args(argv)
-    args.work = (args.work or Path(f"/tmp/tribe-e2e-{args.size}")).resolve()
+    args.work = (args.work or Path(tempfile.gettempdir()) / f"tribe-e2e-{args.size}").resolve()
     args.out.mkdir(parents=True, exist_ok=True)
     args.work.mkdir(parents=True, exist_ok=True)
 
@@ -593,7 +588,7 @@ def main(argv: list[str] | None = None) -> int:
         json_path.write_text(json.dumps(report, indent=2) + "\n")
 
     # Import what both threads use first: two threads importing one module can deadlock.
-    import tribe_core.features.bench  # noqa: F401
+    import benchmarks.features  # noqa: F401
     import tribe_core.features.video  # noqa: F401
 
     with ThreadPoolExecutor(1) as pool:  # ffmpeg makes the film while the models are built
@@ -644,9 +639,14 @@ def _film(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _default_atlas() -> str | None:
-    """HCP-MMP1 folder carried along in .gpu_carry/atlas; else None (the workflow's caches)."""
+    """An HCP-MMP1 folder ``gpu_wheels.sh`` put in .gpu_carry/atlas (optional); else None.
+
+    None leaves the workflow to its own search (``products.atlas_cache``, MNE's folders).
+    """
+    from tribe_core.products.atlas_source import annot_pair
+
     path = REPO / ".gpu_carry" / "atlas"
-    return str(path) if (path / "lh.HCP-MMP1.annot").exists() else None
+    return str(path) if annot_pair(path) else None
 
 
 if __name__ == "__main__":

@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
-# What the GPU machine lacks for the workflow, under .gpu_carry/ (git-ignored):
+# Optional: for a GPU node without network access that has a CUDA PyTorch stack but not
+# the workflow's other packages. Run it where pip can download; it fills .gpu_carry/
+# (git-ignored), which you copy to the node with the repository:
 #   whl/        wheels for Python 3.12, manylinux x86_64 (pip install --no-index --target)
 #   bin/ffmpeg.xz  imageio-ffmpeg's static ffmpeg 7.0.2, xz-compressed (21 MiB instead of
-#               the 28 MiB wheel; the machine has no ffmpeg): unpack it onto PATH
-#   atlas/      the HCP-MMP1 annotations (../shared does not travel to the machine)
+#               the 28 MiB wheel), for a node without ffmpeg: unpack it onto PATH
+#   atlas/      the HCP-MMP1 annotations, copied from ATLAS_DIR when it is set
 #
-#   bash benchmarks/gpu_wheels.sh     # then carry .gpu_carry/whl .gpu_carry/bin .gpu_carry/atlas
+#   bash benchmarks/gpu_wheels.sh
+#   ATLAS_DIR=~/mne_data/MNE-fsaverage-data/fsaverage/label bash benchmarks/gpu_wheels.sh
 #   PYTHON_VERSION=3.11 DEST=/tmp/whl311 bash benchmarks/gpu_wheels.sh   # the same set for 3.11
 #
-# The machine already has torch, transformers, numpy, pandas, scipy, matplotlib,
-# scikit-learn, pyyaml, jinja2, psutil, requests, wrapt, tabulate, attrs,
-# nvidia-ml-py, ... (see the device docs' package list). Not carried:
+# benchmarks/device_e2e.sh and benchmarks/device_text.sh install what is there when
+# .gpu_carry exists. A node with the project's environment (`make demo`, or
+# `pip install -r requirements.lock`) needs none of this.
+#
+# Assumed present on the node (not carried): torch, transformers, numpy, pandas, scipy,
+# matplotlib, scikit-learn, pyyaml, jinja2, psutil, requests, wrapt, tabulate, attrs,
+# nvidia-ml-py. Not carried either:
 # - pulp (16 MiB of CBC binaries): the workflow runs with `--scheduler greedy`;
 # - whisperx and its stack: the film's sidecar transcript replaces the recogniser;
 # - spacy (35 MiB): sentence splitting falls back to tribe_core's regex splitter.
@@ -75,10 +82,20 @@ sys.stdout.buffer.write(wheel.read(name))' "$tmp"/imageio_ffmpeg-*.whl | xz -9 -
     rm -rf "$tmp"
 fi
 
-atlas=../shared/atlases/hcp_mmp1_fsaverage
-if [[ -f $atlas/lh.HCP-MMP1.annot ]]; then
+# The HCP-MMP1 annotations are not redistributed here: copy them only from a folder
+# the user names (lh.HCP-MMP1.annot / rh.HCP-MMP1.annot, or MNE's ?h.HCPMMP1.annot).
+if [[ -n ${ATLAS_DIR:-} ]]; then
     mkdir -p .gpu_carry/atlas
-    cp "$atlas"/[lr]h.HCP-MMP1.annot .gpu_carry/atlas/
+    for hemi in lh rh; do
+        if [[ -f $ATLAS_DIR/$hemi.HCP-MMP1.annot ]]; then
+            cp "$ATLAS_DIR/$hemi.HCP-MMP1.annot" .gpu_carry/atlas/
+        elif [[ -f $ATLAS_DIR/$hemi.HCPMMP1.annot ]]; then
+            cp "$ATLAS_DIR/$hemi.HCPMMP1.annot" .gpu_carry/atlas/
+        else
+            echo "ATLAS_DIR=$ATLAS_DIR has no $hemi.HCP-MMP1.annot or $hemi.HCPMMP1.annot" >&2
+            exit 1
+        fi
+    done
 fi
 echo "$(ls "$DEST" | wc -l) wheels in $DEST:"
 du -sh "$DEST" .gpu_carry/bin .gpu_carry/atlas 2>/dev/null

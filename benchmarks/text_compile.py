@@ -27,7 +27,7 @@ from benchmarks.cuda_timing import cuda_ms  # noqa: E402
 
 
 def main() -> None:
-    from tribe_core.features.bench import TEXT_ARCHS, _text_model
+    from benchmarks.features import TEXT_ARCHS, _text_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="llama-3.2-3b", choices=sorted(TEXT_ARCHS))

@@ -64,7 +64,7 @@ def layer_ms_per_context(
 
 
 def main() -> None:
-    from tribe_core.features.bench import TEXT_ARCHS
+    from benchmarks.features import TEXT_ARCHS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="llama-3.2-3b", choices=sorted(TEXT_ARCHS))

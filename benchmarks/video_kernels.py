@@ -4,7 +4,7 @@ Usage (GPU machine)::
 
     python3 benchmarks/video_kernels.py --arch vitg --batch 8
 
-Full-size random V-JEPA2 (``tribe_core.features.bench.VIDEO_ARCHS``), 64-frame
+Full-size random V-JEPA2 (``benchmarks/features.py``'s ``VIDEO_ARCHS``), 64-frame
 256 px clips. Side by side in one run: ms per clip for eager SDPA (PyTorch's
 default backend choice), each SDPA backend forced (flash, cuDNN, efficient),
 ``torch.compile``, and FP8 (e4m3, row-wise scales) linear layers; and for each
@@ -16,18 +16,22 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def build(arch: str) -> torch.nn.Module:
     """Random full-size V-JEPA2 encoder (no download)."""
     from transformers import VJEPA2Config, VJEPA2Model
 
-    from tribe_core.features.bench import VIDEO_ARCHS
+    from benchmarks.features import VIDEO_ARCHS
 
     config = VJEPA2Config(crop_size=256, frames_per_clip=64, **VIDEO_ARCHS[arch])
     return VJEPA2Model(config).eval()

@@ -45,14 +45,17 @@ TEXT_STIMULI = _names_regex({"text"})
 VIDEO_STIMULI = _names_regex({"video"})
 
 
+ANY_STIMULUS = "[^/]+"
+
+
 wildcard_constraints:
-    stimulus="[^/]+",
+    stimulus=ANY_STIMULUS,
 
 
 def res(name):
     """Resources of a stage from config['resources'][name], with defaults."""
     defaults = {"mem_mb": 4000, "runtime": 60, "gpu": 0}
-    return {**defaults, **config.get("resources", {}).get(name, {})}
+    return {**defaults, **config["resources"].get(name, {})}
 
 
 def stimulus_path(wildcards):
@@ -64,7 +67,7 @@ def stimulus_language(wildcards):
 
 
 def sidecar_input(wildcards):
-    if not config["transcription"].get("use_sidecar", True):
+    if not config["transcription"]["use_sidecar"]:
         return []
     sidecar = find_sidecar(STIMULI[wildcards.stimulus].path)
     return [str(sidecar)] if sidecar else []
@@ -96,8 +99,8 @@ def all_targets():
         ]
         if ATLAS_DIR is not None:
             targets.append(f"{base}/rois/roi_mean.tsv")
-        if config["products"].get("contributions", False):
+        if config["products"]["contributions"]:
             targets.append(f"{base}/contributions")
-        if name in config["products"].get("real_fmri", {}):
+        if name in config["products"]["real_fmri"]:
             targets.append(f"{base}/evaluation")
-    return targets
+    return targets + insilico_targets()  # rules/insilico_common.smk

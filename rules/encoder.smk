@@ -1,5 +1,8 @@
 # Stage 4: segmented TRIBE v2 encoder inference.
 
+# The encoder's settings (tribe_core.stages.PredictSettings), for predict and contributions.
+PREDICT_SETTINGS = {"checkpoint": config["checkpoint"], **config["predict"]}
+
 
 rule predict:
     input:
@@ -21,12 +24,6 @@ rule predict:
         runtime=res("predict")["runtime"],
         gpu=res("predict")["gpu"],
     params:
-        checkpoint=config["checkpoint"],
-        device=config["predict"].get("device", "cpu"),
-        precision=config["predict"].get("precision", "fp32"),
-        batch_size=config["predict"].get("batch_size", 8),
-        duration_trs=config["predict"].get("duration_trs", 100),
-        overlap_trs=config["predict"].get("overlap_trs", 0),
-        compile=config["predict"].get("compile", False),
+        **PREDICT_SETTINGS,
     script:
         "../workflow_scripts/predict.py"

@@ -23,11 +23,11 @@ rule transcribe:
         gpu=res("transcribe")["gpu"],
     params:
         language=stimulus_language,
-        model=config["transcription"].get("model", "large-v3"),
-        align_model=config["transcription"].get("align_model"),
-        device=config["transcription"].get("device", "cpu"),
-        compute_type=config["transcription"].get("compute_type", "int8"),
-        batch_size=config["transcription"].get("batch_size", 16),
+        model=config["transcription"]["model"],
+        align_model=config["transcription"]["align_model"],
+        device=config["transcription"]["device"],
+        compute_type=config["transcription"]["compute_type"],
+        batch_size=config["transcription"]["batch_size"],
     script:
         "../workflow_scripts/transcribe.py"
 

@@ -44,6 +44,6 @@ rule synthesize_speech:
         runtime=res("synthesize_speech")["runtime"],
     params:
         language=stimulus_language,
-        engine=config["speech"].get("engine", "espeak"),
+        engine=config["speech"]["engine"],
     script:
         "../workflow_scripts/synthesize_speech.py"

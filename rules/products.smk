@@ -22,13 +22,13 @@ rule roi_table:
         runtime=res("roi_table")["runtime"],
     params:
         atlas_dir=str(ATLAS_DIR) if ATLAS_DIR else None,
-        rois=PRODUCTS.get("rois", []),
-        top_k=PRODUCTS.get("top_k", 10),
+        rois=PRODUCTS["rois"],
+        top_k=PRODUCTS["top_k"],
     script:
         "../workflow_scripts/roi_table.py"
 
 
-rule nifti:
+rule volumes:
     input:
         predictions=f"{RESULTS}/{{stimulus}}/predictions.zarr",
     output:
@@ -36,19 +36,19 @@ rule nifti:
         gifti_lh=f"{RESULTS}/{{stimulus}}/nifti/predictions.lh.func.gii",
         gifti_rh=f"{RESULTS}/{{stimulus}}/nifti/predictions.rh.func.gii",
     log:
-        f"{RESULTS}/{{stimulus}}/logs/nifti.log",
+        f"{RESULTS}/{{stimulus}}/logs/volumes.log",
     benchmark:
-        f"{RESULTS}/{{stimulus}}/benchmarks/nifti.tsv"
+        f"{RESULTS}/{{stimulus}}/benchmarks/volumes.tsv"
     conda:
         "../envs/products.yaml"
     threads: 4  # volumes built and gzip-compressed in parallel blocks
     resources:
-        mem_mb=res("nifti")["mem_mb"],
-        runtime=res("nifti")["runtime"],
+        mem_mb=res("volumes")["mem_mb"],
+        runtime=res("volumes")["runtime"],
     params:
-        smoothing_fwhm_mm=PRODUCTS.get("nifti_smoothing_fwhm_mm"),
+        smoothing_fwhm_mm=PRODUCTS["nifti_smoothing_fwhm_mm"],
     script:
-        "../workflow_scripts/nifti.py"
+        "../workflow_scripts/volumes.py"
 
 
 rule plots:
@@ -62,15 +62,15 @@ rule plots:
         f"{RESULTS}/{{stimulus}}/benchmarks/plots.tsv"
     conda:
         "../envs/products.yaml"
-    threads: 4 if PRODUCTS.get("movie", False) else 1  # movie frames in parallel
+    threads: 4 if PRODUCTS["movie"] else 1  # movie frames in parallel
     resources:
         mem_mb=res("plots")["mem_mb"],
         runtime=res("plots")["runtime"],
     params:
-        trs=PRODUCTS.get("plot_trs", []),
-        views=PRODUCTS.get("plot_views", ["lateral", "medial"]),
-        cmap=PRODUCTS.get("cmap", "cold_hot"),
-        movie=PRODUCTS.get("movie", False),
+        trs=PRODUCTS["plot_trs"],
+        views=PRODUCTS["plot_views"],
+        cmap=PRODUCTS["cmap"],
+        movie=PRODUCTS["movie"],
     script:
         "../workflow_scripts/plots.py"
 
@@ -122,12 +122,8 @@ rule contributions:
         runtime=res("contributions")["runtime"],
         gpu=res("contributions")["gpu"],
     params:
-        checkpoint=config["checkpoint"],
-        device=config["predict"].get("device", "cpu"),
-        precision=config["predict"].get("precision", "fp32"),
-        batch_size=config["predict"].get("batch_size", 8),
-        duration_trs=config["predict"].get("duration_trs", 100),
-        overlap_trs=config["predict"].get("overlap_trs", 0),
+        # uncompiled, as contributions have always run (predict.compile is predict's)
+        **{**PREDICT_SETTINGS, "compile": False},
     script:
         "../workflow_scripts/contributions.py"
 
@@ -149,6 +145,6 @@ rule evaluate:
         mem_mb=res("evaluate")["mem_mb"],
         runtime=res("evaluate")["runtime"],
     params:
-        top_k=PRODUCTS.get("retrieval_top_k", [1, 5, 10]),
+        top_k=PRODUCTS["retrieval_top_k"],
     script:
         "../workflow_scripts/evaluate.py"

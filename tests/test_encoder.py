@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from tests.conftest import REPO, require_shared
-from tribe_core.encoder import TribeEncoder, load_config_yaml, load_encoder, save_random_checkpoint
+from tribe_core.demo_models.tribe import random_config, save_random_checkpoint
+from tribe_core.encoder import TribeEncoder, load_config_yaml, load_encoder
 from tribe_core.encoder.config import dump_config_yaml
 from tribe_core.encoder.inference import prepare_encoder
-from tribe_core.encoder.random import random_config
 from tribe_core.errors import CheckpointError, TribeConfigError, TribeInputError
 
 # A copy of ../shared/fixtures/encoder_small (the reference's parity fixture, 2.6 MB), so
@@ -97,7 +97,7 @@ def test_loaded_encoder_contract(fixture_encoder: TribeEncoder) -> None:
 
 
 def _oracle_forward(enc: TribeEncoder, feats: dict[str, torch.Tensor]) -> torch.Tensor:
-    """REFERENCE §2 written out around x_transformers' own Encoder (test-only oracle)."""
+    """The reference's ``FmriEncoderModel`` (tribev2/model.py) around x_transformers' Encoder."""
     x_transformers = pytest.importorskip("x_transformers")
     arch = enc.arch
     xenc = x_transformers.Encoder(

@@ -13,7 +13,7 @@ from tests.conftest import REPO, synthetic_atlas_dir
 
 STAGES = (
     "extract_audio", "transcribe", "annotate_words", "extract_text_features",
-    "extract_audio_features", "extract_video_features", "predict", "roi_table", "nifti",
+    "extract_audio_features", "extract_video_features", "predict", "roi_table", "volumes",
     "plots", "report",
 )  # fmt: skip
 MODEL_STAGES = ("extract_text_features", "extract_audio_features", "extract_video_features")

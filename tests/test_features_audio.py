@@ -147,8 +147,9 @@ def test_grid_follows_stimulus_duration(model: Path, speech: Path) -> None:
 
 
 def test_layout_checked_before_loading(model: Path) -> None:
+    from tribe_core.demo_models.tribe import data_config_for
     from tribe_core.errors import TribeConfigError
-    from tribe_core.features import check_feature_models, data_config_for, feature_specs_from_config
+    from tribe_core.features import check_feature_models, feature_specs_from_config
 
     data = data_config_for({"audio": str(model)}, [0.5, 0.75, 1.0], "group_mean")
     good = feature_specs_from_config({"data": data}, {"audio": (2, 32)})

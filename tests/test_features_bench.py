@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from tribe_core.features.bench import run
+from benchmarks.features import run
 
 
 @pytest.mark.slow

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tribe_core.demo_models.tribe import data_config_for
 from tribe_core.errors import TribeConfigError
 from tribe_core.features import (
     FeatureSpec,
     check_spec_against_dims,
-    data_config_for,
     feature_specs_from_config,
     feature_store_attrs,
 )
@@ -215,3 +215,14 @@ def test_modality_dtype_one_or_per_modality() -> None:
     ]  # fmt: skip
     with pytest.raises(TribeConfigError, match="features.dtype for text: 'fp8'"):
         modality_dtype({"text": "fp8"}, "text")
+
+
+def test_fused_setting_accepts_yaml_booleans_and_refuses_others() -> None:
+    from tribe_core.errors import TribeConfigError
+    from tribe_core.features.spec import FeatureSpec
+
+    assert FeatureSpec("video", "m").fused == "auto"
+    assert FeatureSpec("text", "m", fused=True).fused == "on"  # YAML's bare `on`
+    assert FeatureSpec("text", "m", fused=False).fused == "off"
+    with pytest.raises(TribeConfigError, match="fused must be auto, on or off"):
+        FeatureSpec("video", "m", fused="maybe")

@@ -61,7 +61,7 @@ def test_contributions_of_a_one_modality_stimulus(tmp_path: Path, demo_models: P
     from tribe_core.io.zarr_store import write_feature_store
     from tribe_core.media import MediaInfo
     from tribe_core.segments import predict_stimulus
-    from tribe_core.stages import run_contributions
+    from tribe_core.stages import PredictSettings, run_contributions
 
     checkpoint = str(demo_models / "tribe")
     encoder = load_encoder(checkpoint)
@@ -77,9 +77,12 @@ def test_contributions_of_a_one_modality_stimulus(tmp_path: Path, demo_models: P
     write_events_tsv(events, tmp_path / "events.tsv")
     MediaInfo("audio", "speech_audio.wav", 6.0, True, False).write(tmp_path / "media.json")
     out = tmp_path / "contributions"
+    settings = PredictSettings(
+        checkpoint=checkpoint, device="cpu", precision="fp32", batch_size=8, duration_trs=100,
+        overlap_trs=0, compile=False,
+    )  # fmt: skip
     run_contributions(
-        stores, tmp_path / "events.tsv", tmp_path / "media.json", out, checkpoint=checkpoint,
-        device="cpu", precision="fp32", batch_size=8, duration_trs=100, overlap_trs=0,
+        stores, tmp_path / "events.tsv", tmp_path / "media.json", out, settings,
         stimulus="speech_audio",
     )  # fmt: skip
     names = sorted(p.name for p in out.iterdir())

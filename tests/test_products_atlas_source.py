@@ -165,7 +165,7 @@ def test_workflow_without_any_atlas_makes_everything_else(
     (work / "test_config.yaml").write_text(yaml.safe_dump(data))
     # no_caches points HOME, XDG_CACHE_HOME and SUBJECTS_DIR of the runs into tmp_path.
     jobs = planned_jobs(work)
-    assert "roi_table" not in jobs and {"predict", "nifti", "plots", "report"} <= set(jobs)
+    assert "roi_table" not in jobs and {"predict", "volumes", "plots", "report"} <= set(jobs)
     proc = snakemake(work, "--cores", "2")
     assert proc.stderr.count("HCP-MMP1 atlas not found") == 1, proc.stderr[-3000:]
     base = work / "results" / "story"

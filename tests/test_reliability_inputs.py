@@ -26,6 +26,7 @@ from tests.workflow_helpers import SNAKEMAKE, make_workdir, planned_jobs, snakem
 from tribe_core.errors import TribeConfigError, TribeInputError
 from tribe_core.io.zarr_store import read_feature_store, store_matches
 from tribe_core.stages import (
+    PredictSettings,
     checkpoint_meta,
     run_annotate_words,
     run_extract_audio,
@@ -270,11 +271,11 @@ def test_feature_dims_of_another_checkpoint_fail_before_inference(
     run_annotate_words(transcript, media, events)
     out = tmp_path / "predictions.zarr"
     with pytest.raises((TribeInputError, TribeConfigError)) as info:
-        run_predict(
-            {"audio": store}, events, media, out, checkpoint=str(mini), device="cpu",
-            precision="fp32", batch_size=2, duration_trs=_n_timesteps(mini), overlap_trs=0,
-            stimulus="tone",
+        settings = PredictSettings(
+            checkpoint=str(mini), device="cpu", precision="fp32", batch_size=2,
+            duration_trs=_n_timesteps(mini), overlap_trs=0, compile=False,
         )  # fmt: skip
+        run_predict({"audio": store}, events, media, out, settings, stimulus="tone")
     assert "audio" in str(info.value) and "tone" in str(info.value)
     assert not out.exists()
 

@@ -40,7 +40,7 @@ pytestmark = [
 SEEDS = [0, 1, 2]
 SCRIPTS = (
     "extract_audio", "synthesize_speech", "transcribe", "annotate_words", "extract_features",
-    "predict", "roi_table", "nifti", "plots", "report",
+    "predict", "roi_table", "volumes", "plots", "report",
 )  # fmt: skip
 SKIP_PARTS = {"logs", "benchmarks", "plots"}
 

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from tribe_core.encoder import TribeEncoder, load_encoder, save_random_checkpoint
+from tribe_core.demo_models.tribe import save_random_checkpoint
+from tribe_core.encoder import TribeEncoder, load_encoder
 from tribe_core.errors import TribeConfigError, TribeInputError
 from tribe_core.segments import (
     TR_ARRAYS,

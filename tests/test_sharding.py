@@ -145,10 +145,10 @@ def test_dry_run_plans_shards_for_video_stimuli_only(
         tmp_path / "three", demo_models, demo_stimuli, features={"video_shards": 3}
     )
     jobs = _shard_jobs(three)
-    assert sorted(jobs["extract_video_features_shard"]) == [
+    assert sorted(jobs["extract_video_shard"]) == [
         f"stimulus=speech_video, shard={i}" for i in range(3)
     ]
-    assert jobs["merge_video_features"] == ["stimulus=speech_video"]
+    assert jobs["merge_video_shards"] == ["stimulus=speech_video"]
     assert "extract_video_features" not in jobs
     assert sorted(jobs["predict"]) == [
         f"stimulus={name}" for name in ("asr_audio", "speech_audio", "speech_video", "story")
@@ -156,7 +156,7 @@ def test_dry_run_plans_shards_for_video_stimuli_only(
     one = make_workdir(tmp_path / "one", demo_models, demo_stimuli)
     jobs = _shard_jobs(one)
     assert jobs["extract_video_features"] == ["stimulus=speech_video"]
-    assert "extract_video_features_shard" not in jobs and "merge_video_features" not in jobs
+    assert "extract_video_shard" not in jobs and "merge_video_shards" not in jobs
 
 
 # --- one GPU per job ---------------------------------------------------------------

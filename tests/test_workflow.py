@@ -218,7 +218,8 @@ def test_snakemake_lint_is_clean_and_every_rule_is_complete(workflow_dir: Path) 
         if wanted - keys:
             missing[name] = sorted(wanted - keys)
     assert not missing, f"rules without directives: {missing}"
-    assert rules["extract_text_features"] >= {"log", "threads", "resources", "cache"}
+    # the three feature rules, made by one loop in rules/features.smk
+    assert rules["extract_{modality}_features"] >= {"log", "threads", "resources", "cache"}
 
 
 def test_bad_stimulus_folder_fails_before_any_job(workflow_dir: Path, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.workflow_helpers import CROSS_RUN_ATOL, arrays_match, tables_match
+from tests.workflow_helpers import CROSS_RUN_ATOL, arrays_match, rule_blocks, tables_match
 
 
 def test_arrays_match_tolerates_rounding_only() -> None:
@@ -35,3 +35,15 @@ def test_tables_match_compares_text_exactly_and_numbers_within_tolerance(tmp_pat
     assert tables_match(words, words)
     assert not tables_match(words, table("empty.tsv", "word\tstart\n\t0.5\nnull\t1.0\n"))
     assert not tables_match(words, table("nan.tsv", "word\tstart\nNA\t0.5\nnan\t1.0\n"))
+
+
+def test_rule_blocks_reads_rules_made_in_a_loop() -> None:
+    text = (
+        'for m in ["a", "b"]:\n\n    rule:\n        name:\n            f"x_{m}"\n'
+        '        output:\n            f"{RESULTS}/{m}.txt",\n'
+        '        threads: 2\n\n\nrule y:\n    log:\n        "y.log",\nZ = 1\n    q: 3\n'
+    )
+    assert rule_blocks(text) == {
+        "x_{m}": {"name": ['f"x_{m}"'], "output": ['f"{RESULTS}/{m}.txt",'], "threads": ["2"]},
+        "y": {"log": ['"y.log",']},
+    }

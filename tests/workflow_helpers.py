@@ -124,23 +124,33 @@ def planned_jobs(workdir: Path, *args: str) -> dict[str, set[str]]:
 def rule_blocks(text: str) -> dict[str, dict[str, list[str]]]:
     """Rule name -> directive -> its stripped lines, for the rules of a ``.smk`` text.
 
-    A directive's lines are the rest of its own line (when not empty) and its indented
-    lines; a top-level statement other than a comment ends the rule.
+    A directive's lines are the rest of its own line (when not empty) and its more
+    indented lines; a statement as little indented as the rule, other than a comment,
+    ends the rule. A rule made in a loop (``rule:`` with ``name: f"extract_{m}_x"``)
+    is named as written there (``extract_{m}_x``).
     """
     rules: dict[str, dict[str, list[str]]] = {}
     rule = directive = None
-    for line in text.splitlines():
-        head = re.match(r"^(?:local)?rule (\w+):", line)
+    indent = ""
+    for number, line in enumerate(text.splitlines()):
+        head = re.match(r"^( *)(?:local)?rule(?: (\w+))?:", line)
         if head:
-            rule, directive = head.group(1), None
+            indent, directive = head.group(1), None
+            rule = head.group(2) or f"<line {number + 1}>"
             rules[rule] = {}
         elif rule is None:
             continue
-        elif key := re.match(r"^ {4}(\w+):(.*)$", line):
+        elif key := re.match(rf"^{indent} {{4}}(\w+):(.*)$", line):
             directive = key.group(1)
             rules[rule][directive] = [key.group(2).strip()] if key.group(2).strip() else []
-        elif line and not line.startswith((" ", "#")):
+        elif line.strip() and not line.startswith((f"{indent} ", "#", f"{indent}#")):
             rule = directive = None
         elif directive and line.strip():
             rules[rule][directive].append(line.strip())
-    return rules
+    return {_written_name(rule, directives): directives for rule, directives in rules.items()}
+
+
+def _written_name(rule: str, directives: dict[str, list[str]]) -> str:
+    """The ``name:`` a rule gives itself (an f-string's text as written), else ``rule``."""
+    name = directives.get("name")
+    return re.sub(r'^f?"(.*)"$', r"\1", name[0]) if name else rule

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from tribe_core.encoder.load import (
+from tribe_core.encoder.files import (
     _REPO_ID,
     CKPT_NAME,
     CONFIG_NAME,

@@ -129,14 +129,6 @@ def acquire_gpu_slot(
         time.sleep(0.2)
 
 
-def release_gpu_slot() -> None:
-    """Drop the slot this process holds (normally the process's exit does it)."""
-    for slot in list(_HELD):
-        handle = _HELD.pop(slot)
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
-
-
 def bind_gpu(
     slot: int | None,
     n_gpus: int | None = None,

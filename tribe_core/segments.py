@@ -1,6 +1,7 @@
 """Segmented inference over a whole stimulus, and the ``predictions.zarr`` store.
 
-Reference semantics (REFERENCE §4, neuralset 0.0.2), and our choices:
+Reference semantics (``TribeModel.predict`` in ``tribev2/demo_utils.py`` of
+https://github.com/facebookresearch/tribev2, on neuralset 0.0.2), and our choices:
 
 - **Timeline.** TR ``k`` covers stimulus time ``[k * tr_s, (k + 1) * tr_s)``
   (``tr_start_s``). Segments of ``duration_trs`` TRs start at 0 s with a stride

@@ -19,6 +19,7 @@ run_extract_features(
     dtype=p.dtype,
     batch_size=p.batch_size,
     store_dtype=p.store_dtype,
-    context_stride=p.get("context_stride", 1),
+    context_stride=p.get("context_stride", 1),  # text only (MODALITY_PARAMS); 1 = no stride
+    fused=p.get("fused", "auto"),  # text and video only (MODALITY_PARAMS)
     stimulus=snakemake.wildcards.stimulus,
 )

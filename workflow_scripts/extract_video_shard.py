@@ -1,4 +1,4 @@
-"""Snakemake adapter: rule extract_video_features_shard -> run_extract_video_shard."""
+"""Snakemake adapter: rule extract_video_shard -> tribe_core.stages.run_extract_video_shard."""
 
 from tribe_core.logs import setup_logging
 from tribe_core.stages import run_extract_video_shard
@@ -19,5 +19,6 @@ run_extract_video_shard(
     jobs_per_gpu=snakemake.config["gpu_jobs_per_device"],
     dtype=p.dtype,
     batch_size=p.batch_size,
+    fused=p.fused,
     stimulus=snakemake.wildcards.stimulus,
 )

@@ -1,4 +1,4 @@
-"""Snakemake adapter: rule merge_video_features -> run_merge_video_shards."""
+"""Snakemake adapter: rule merge_video_shards -> tribe_core.stages.run_merge_video_shards."""
 
 from tribe_core.logs import setup_logging
 from tribe_core.stages import run_merge_video_shards

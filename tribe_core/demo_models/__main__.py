@@ -17,49 +17,18 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-RELEASED_LAYERS = [0.5, 0.75, 1.0]
-RELEASED_AGGREGATION = "group_mean"
-MINI_LAYERS = 2 / 3
-MINI_AGGREGATION = "mean"
-N_VERTICES = 20484
-
-
-def build_tribe_checkpoint(
-    out_dir: Path,
-    models: dict[str, Path],
-    layers: float | list[float],
-    aggregation: str,
-    seed: int = 0,
-) -> Path:
-    """Write a tiny TRIBE checkpoint whose config names ``models`` (released layout)."""
-    from tribe_core.encoder import save_random_checkpoint
-    from tribe_core.features import data_config_for, hidden_state_shape, n_layer_groups
-
-    feature_dims = {}
-    for modality, model_dir in models.items():
-        n_states, hidden = hidden_state_shape(model_dir)
-        feature_dims[modality] = (n_layer_groups(n_states, layers, aggregation), hidden)
-    data_config = data_config_for(
-        {m: str(p) for m, p in models.items()}, layers=layers, layer_aggregation=aggregation
-    )
-    return save_random_checkpoint(
-        out_dir,
-        feature_dims=feature_dims,
-        hidden=96,
-        depth=1,
-        heads=2,
-        n_outputs=N_VERTICES,
-        low_rank_head=8,
-        n_output_timesteps=100,
-        data_config=data_config,
-        seed=seed,
-    )
-
 
 def build_demo_models(out_dir: Path) -> dict[str, str]:
     """Build every demo model under ``out_dir``; return name -> directory."""
     from tribe_core.demo_models.audio import build_tiny_w2vbert
     from tribe_core.demo_models.text import build_tiny_llama, build_tiny_qwen3
+    from tribe_core.demo_models.tribe import (
+        MINI_AGGREGATION,
+        MINI_LAYERS,
+        RELEASED_AGGREGATION,
+        RELEASED_LAYERS,
+        build_tribe_checkpoint,
+    )
     from tribe_core.demo_models.video import build_tiny_vjepa2
     from tribe_core.demo_models.whisper import build_tiny_whisper
 

@@ -10,7 +10,6 @@ build args in the metadata). Both go through the same strict key/shape check.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,14 +17,16 @@ from typing import Any
 import torch
 
 from tribe_core.encoder.config import architecture_from_config, load_config_yaml
+from tribe_core.encoder.files import (
+    CKPT_NAME,
+    CONFIG_NAME,
+    SAFETENSORS_NAME,
+    STATE_PREFIX,
+    resolve_model_dir,
+)
 from tribe_core.encoder.model import TribeEncoder
 from tribe_core.errors import CheckpointError
 
-CONFIG_NAME = "config.yaml"
-CKPT_NAME = "best.ckpt"
-SAFETENSORS_NAME = "model.safetensors"
-STATE_PREFIX = "model."
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _MAX_LISTED = 12
 
 
@@ -33,74 +34,6 @@ def _listing(items: list[str]) -> str:
     shown = ", ".join(items[:_MAX_LISTED])
     more = len(items) - _MAX_LISTED
     return shown + (f", ... ({more} more)" if more > 0 else "")
-
-
-def resolve_model_dir(
-    path_or_repo_id: str | Path,
-    *,
-    revision: str | None = None,
-    cache_dir: str | Path | None = None,
-    local_files_only: bool = False,
-) -> Path:
-    """Return a local directory holding ``config.yaml`` and the weights.
-
-    Parameters
-    ----------
-    path_or_repo_id
-        An existing local directory, or a hub id such as ``facebook/tribev2``
-        (downloaded once into the Hugging Face cache; the cache path is never
-        derived from the id by hand).
-    revision, cache_dir, local_files_only
-        Passed to ``huggingface_hub.hf_hub_download``.
-
-    Raises
-    ------
-    CheckpointError
-        Not a directory and not a hub id, or the hub files cannot be fetched
-        (offline and not cached, unknown repo, missing file).
-    """
-    local = Path(path_or_repo_id).expanduser()
-    if local.is_dir():
-        return local
-    if local.exists():
-        raise CheckpointError(
-            f"{str(local)!r} is a file; give the model directory holding "
-            f"{CONFIG_NAME} and {CKPT_NAME}"
-        )
-    text = str(path_or_repo_id)
-    if not _REPO_ID.match(text):
-        raise CheckpointError(
-            f"model {text!r}: no such directory, and not a hub id of the form 'org/name'"
-        )
-    try:
-        from huggingface_hub import hf_hub_download
-    except ImportError as exc:  # pragma: no cover - declared dependency
-        raise CheckpointError(f"huggingface_hub is needed to fetch {text!r}") from exc
-    kwargs: dict[str, Any] = {
-        "repo_id": text,
-        "revision": revision,
-        "cache_dir": None if cache_dir is None else str(cache_dir),
-        "local_files_only": local_files_only,
-    }
-    try:
-        config = Path(hf_hub_download(filename=CONFIG_NAME, **kwargs))
-    except Exception as exc:  # hub raises many types: offline, 404, gated, network
-        raise CheckpointError(
-            f"could not fetch {CONFIG_NAME} of hub model {text!r} "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
-            "Offline? Download it once with network access (it is then cached), or "
-            "pass a local directory holding config.yaml and best.ckpt."
-        ) from exc
-    for name in (SAFETENSORS_NAME, CKPT_NAME):
-        try:
-            hf_hub_download(filename=name, **kwargs)
-            return config.parent
-        except Exception as exc:  # noqa: BLE001 - try the next weight format
-            last = exc
-    raise CheckpointError(
-        f"hub model {text!r} has {CONFIG_NAME} but neither {SAFETENSORS_NAME} nor "
-        f"{CKPT_NAME} could be fetched ({type(last).__name__}: {last})"
-    ) from last
 
 
 def _read_lightning(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -154,6 +87,17 @@ def read_checkpoint(model_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str,
     raise CheckpointError(
         f"model directory {str(model_dir)!r} has neither {CKPT_NAME} nor {SAFETENSORS_NAME}"
     )
+
+
+def checkpoint_meta(checkpoint: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return ``(config.yaml dict, model_build_args)`` of a checkpoint directory or hub id.
+
+    What the feature stages and planning need to know of a checkpoint, without
+    building the encoder.
+    """
+    model_dir = resolve_model_dir(checkpoint)
+    _, build_args, _ = read_checkpoint(model_dir)
+    return load_config_yaml(model_dir / CONFIG_NAME), build_args
 
 
 def check_state_dict(

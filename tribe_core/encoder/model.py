@@ -1,6 +1,7 @@
 """TRIBE v2 brain encoder in plain PyTorch; module names mirror the checkpoint's keys.
 
-Layout (``brain_model_config`` of the release, REFERENCE §2)::
+Layout (``brain_model_config`` of the release; reference: ``FmriEncoderModel`` in
+``tribev2/model.py`` of https://github.com/facebookresearch/tribev2)::
 
     projectors.{modality}       Linear(L*D, hidden/n_modalities)   [B, T, L*D] -> [B, T, h/3]
     time_pos_embed              [1, max_seq_len, hidden], added after concatenation

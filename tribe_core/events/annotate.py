@@ -22,7 +22,10 @@ abbreviations such as "Dr." inside a sentence, where the sentencizer does not.
 Without spaCy a regular expression splits after runs of ``. ! ? …``.
 
 Words are placed on the file's timeline exactly as the transcript says: long
-media are not re-chunked, so no chunk offset is ever added (see REFERENCE.md §7).
+media are not re-chunked, so no chunk offset is ever added. (The reference,
+https://github.com/facebookresearch/tribev2, chunks long audio with ``ChunkEvents`` in
+``tribev2/demo_utils.py`` and ``ExtractWordsFromAudio`` in ``tribev2/eventstransforms.py``
+adds ``start + offset`` to file-relative word times.)
 """
 
 from __future__ import annotations

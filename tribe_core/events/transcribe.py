@@ -4,7 +4,8 @@ The whole file goes through whisperX in one call: its VAD cuts the audio into
 <= 30 s pieces and reports every time relative to the file start, so long media
 need no offset arithmetic here. (The reference chunks long audio itself and
 adds each chunk's offset to times that are already file-relative, shifting
-every chunk after the first late by twice its offset; see REFERENCE.md §7.)
+every chunk after the first late by twice its offset: ``ExtractWordsFromAudio`` in
+``tribev2/eventstransforms.py`` of https://github.com/facebookresearch/tribev2.)
 """
 
 from __future__ import annotations

@@ -18,8 +18,7 @@ Public API (see ``docs/ARCHITECTURE.md``):
 - :func:`feature_store_attrs` — store attributes that make a store made with
   other settings stale;
 - :func:`n_feature_steps`, :func:`n_layer_groups`, :func:`aggregate_layers`,
-  :func:`hidden_state_shape`, :func:`data_config_for` (the ``data:`` section
-  in the released layout, for demo checkpoints).
+  :func:`hidden_state_shape`.
 
 Semantics are neuralset 0.0.2's (``HuggingFaceText``, ``Wav2VecBert``,
 ``HuggingFaceVideo``), checked value for value by the tests on tiny models;
@@ -40,7 +39,7 @@ Where we differ from the reference on purpose:
   reference's pad removal assumes right padding and garbles left-padded
   batches);
 
-Speed, same outputs (``python -m tribe_core.features.bench`` prints both
+Speed, same outputs (``python benchmarks/features.py`` prints both
 paths): text reads every word whose context is a token prefix of a later
 word's context off one forward (every word before the 1024-word window
 slides), batches contexts, and runs bf16 on request; audio batches equal
@@ -55,33 +54,15 @@ unsharded one; text shards by word (``word_slice=``).
 ``iter_video_feature_blocks`` yield the features window by window or chunk
 by chunk, so a stage writes them to Zarr as they come
 (:func:`tribe_core.io.zarr_store.open_feature_store`).
+
+Each name loads its module on first use (:mod:`tribe_core.lazy`): importing a light
+submodule (``spec``, ``store``, ``timing``), as the workflow does while it builds
+the DAG, does not import torch.
 """
 
-from tribe_core.features._hf import check_feature_models, hidden_state_shape
-from tribe_core.features.audio import (
-    extract_audio_features,
-    iter_audio_feature_blocks,
-    load_audio_model,
-)
-from tribe_core.features.config import data_config_for
-from tribe_core.features.layers import aggregate_layers, n_layer_groups
-from tribe_core.features.spec import (
-    FeatureSpec,
-    check_spec_against_dims,
-    feature_specs_from_config,
-)
-from tribe_core.features.store import FEATURES_CODE_VERSION, feature_store_attrs
-from tribe_core.features.text import (
-    extract_text_features,
-    iter_text_feature_blocks,
-    load_text_model,
-)
-from tribe_core.features.timing import n_feature_steps
-from tribe_core.features.video import (
-    extract_video_features,
-    iter_video_feature_blocks,
-    load_video_model,
-)
+from typing import TYPE_CHECKING
+
+from tribe_core.lazy import lazy_exports
 
 __all__ = [
     "FEATURES_CODE_VERSION",
@@ -89,7 +70,6 @@ __all__ = [
     "aggregate_layers",
     "check_feature_models",
     "check_spec_against_dims",
-    "data_config_for",
     "extract_audio_features",
     "extract_text_features",
     "extract_video_features",
@@ -105,3 +85,31 @@ __all__ = [
     "n_feature_steps",
     "n_layer_groups",
 ]
+
+if TYPE_CHECKING:
+    from tribe_core.features._hf import check_feature_models, hidden_state_shape
+    from tribe_core.features.audio import (
+        extract_audio_features,
+        iter_audio_feature_blocks,
+        load_audio_model,
+    )
+    from tribe_core.features.layers import aggregate_layers, n_layer_groups
+    from tribe_core.features.spec import (
+        FeatureSpec,
+        check_spec_against_dims,
+        feature_specs_from_config,
+    )
+    from tribe_core.features.store import FEATURES_CODE_VERSION, feature_store_attrs
+    from tribe_core.features.text import (
+        extract_text_features,
+        iter_text_feature_blocks,
+        load_text_model,
+    )
+    from tribe_core.features.timing import n_feature_steps
+    from tribe_core.features.video import (
+        extract_video_features,
+        iter_video_feature_blocks,
+        load_video_model,
+    )
+
+__getattr__, __dir__ = lazy_exports(__name__)

@@ -9,9 +9,10 @@ from typing import Any
 import torch
 
 from tribe_core.errors import TribeConfigError
-from tribe_core.features.spec import FeatureSpec
+from tribe_core.features.spec import DTYPES, FeatureSpec
 
-TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# Compute dtype name (FeatureSpec.dtype, config features.dtype) -> torch dtype
+TORCH_DTYPES: dict[str, torch.dtype] = {name: getattr(torch, name) for name in DTYPES}
 
 
 def _pretrained_kwargs(spec: FeatureSpec) -> dict[str, Any]:

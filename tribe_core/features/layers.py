@@ -20,13 +20,15 @@ above are computed on that subset.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 Layers = float | Sequence[float] | str
-ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
+ArrayT = TypeVar("ArrayT", np.ndarray, "torch.Tensor")
 
 AGGREGATIONS = ("group_mean", "mean", "sum", None)
 
@@ -130,4 +132,6 @@ def aggregate_layers(
     groups = [hidden_states[a:b].mean(0) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     if isinstance(hidden_states, np.ndarray):
         return np.stack(groups)
+    import torch  # a tensor came in, so torch is loaded; the module itself stays light
+
     return torch.stack(groups)

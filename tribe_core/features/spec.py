@@ -78,6 +78,10 @@ class FeatureSpec:
         Hub revision (commit) for hub ids; recorded in the store attrs.
     contextualized, norm_audio
         Text: encode the word in its context; audio: z-score the waveform.
+    fused
+        Text and video: ``"auto"`` (fused kernels on CUDA), ``"on"`` or ``"off"``
+        (:mod:`tribe_core.features.llama_fused`, :mod:`tribe_core.features.vjepa2_fused`;
+        config ``features.fused``).
     context_stride
         Text: words per forward once the context window slides (1: one
         forward per word, the reference's outputs; S > 1 reads S consecutive
@@ -110,6 +114,7 @@ class FeatureSpec:
     contextualized: bool = True
     norm_audio: bool = True
     context_stride: int = 1
+    fused: str = "auto"
     segment_s: float | None = None
     expected_dims: tuple[int, int] | None = None
 
@@ -133,6 +138,12 @@ class FeatureSpec:
             raise TribeConfigError(
                 f"{self.modality}: token_aggregation {self.token_aggregation!r} is not supported "
                 "(the released and mini checkpoints use 'mean')"
+            )
+        if isinstance(self.fused, bool):  # YAML reads a bare on/off as a boolean
+            object.__setattr__(self, "fused", "on" if self.fused else "off")
+        if self.fused not in ("auto", "on", "off"):
+            raise TribeConfigError(
+                f"{self.modality}: fused must be auto, on or off, got {self.fused!r}"
             )
         if not isinstance(self.context_stride, int) or self.context_stride < 1:
             raise TribeConfigError(

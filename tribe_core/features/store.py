@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tribe_core.encoder.config import load_config_yaml
 from tribe_core.features.spec import FeatureSpec
 
 # Bump when extraction semantics change: every existing store becomes stale.
@@ -89,8 +90,6 @@ def feature_model_fingerprints(
     data: dict[str, Any] = {}
     config_yaml = Path(checkpoint) / "config.yaml"
     if config_yaml.is_file():
-        from tribe_core.encoder.config import load_config_yaml
-
         data = load_config_yaml(config_yaml).get("data") or {}
     prints = {}
     for modality in ("text", "audio", "video"):

@@ -59,6 +59,7 @@ from tribe_core.features.timing import (
     n_feature_steps,
     timed_array_slices,
 )
+from tribe_core.features.vjepa2_fused import fused_encoder
 
 log = logging.getLogger(__name__)
 
@@ -318,14 +319,24 @@ def clip_schedule(
 
 @torch.no_grad()
 def _encode_clips(model: torch.nn.Module, pixels: torch.Tensor, spec: FeatureSpec) -> np.ndarray:
-    """Layer groups ``[B, L, D]`` of processed clips ``[B, n_frames, 3, h, w]``."""
+    """Layer groups ``[B, L, D]`` of processed clips ``[B, n_frames, 3, h, w]``.
+
+    A V-JEPA2 model goes through :mod:`tribe_core.features.vjepa2_fused`
+    (same maths, fused kernels) unless ``features.fused`` says ``off`` or the
+    model or device is not one it supports.
+    """
     pixels = pixels.to(spec.device, dtype=cast(torch.dtype, model.dtype))
-    kwargs: dict[str, Any] = {"output_hidden_states": True}
-    if type(model).__name__ == "VJEPA2Model":
-        kwargs["skip_predictor"] = True  # the encoder's states only
-    states = model(pixel_values_videos=pixels, **kwargs).hidden_states
-    keep = subselected_indices(len(states), spec.layer_subselection)
-    tokens_mean = torch.stack([states[i].float().mean(dim=1) for i in keep])  # [L', B, D]
+    fused = fused_encoder(model, spec.fused)
+    if fused is not None:
+        means = fused.state_means(pixels)  # [N_states, B, D], token means of every state
+        tokens_mean = means[subselected_indices(len(means), spec.layer_subselection)]
+    else:
+        kwargs: dict[str, Any] = {"output_hidden_states": True}
+        if type(model).__name__ == "VJEPA2Model":
+            kwargs["skip_predictor"] = True  # the encoder's states only
+        states = model(pixel_values_videos=pixels, **kwargs).hidden_states
+        keep = subselected_indices(len(states), spec.layer_subselection)
+        tokens_mean = torch.stack([states[i].float().mean(dim=1) for i in keep])  # [L', B, D]
     groups = aggregate_layers(tokens_mean, spec.layers, spec.layer_aggregation)  # [L, B, D]
     return groups.transpose(0, 1).cpu().numpy()
 
@@ -361,6 +372,8 @@ def iter_video_feature_blocks(
     stream = probe_video(video_path)
     net, processor = model if model is not None else load_video_model(spec)
     schedule = [s for s in clip_schedule(duration_s, stream.fps, spec) if s[0] in starts]
+    if (fused := fused_encoder(net, spec.fused)) is not None:
+        fused.plan(len(schedule))  # compile the fused V-JEPA2 blocks only for long videos
     n_steps = n_feature_steps(duration_s, spec.frequency_hz)
     reader = FrameReader(video_path, stream)
     cache = PixelCache(reader, processor, spec.device)

@@ -98,3 +98,22 @@ def extract_audio(src: str | Path, dst_wav: str | Path, sample_rate_hz: int = 16
                 stimulus=src.stem,
             ) from None
     return info
+
+
+def check_decoded_length(stimulus: str | Path, wav: str | Path, duration_s: float) -> None:
+    """Refuse an audio file that decodes much shorter than it declares (truncated).
+
+    A shortfall of more than 0.5 s and 5 % of ``duration_s`` deletes ``wav`` and
+    raises :class:`TribeInputError` naming ``stimulus``.
+    """
+    stimulus, wav = Path(stimulus), Path(wav)
+    with wave.open(str(wav), "rb") as handle:
+        decoded_s = handle.getnframes() / handle.getframerate()
+    if duration_s - decoded_s > max(0.5, 0.05 * duration_s):
+        wav.unlink(missing_ok=True)
+        raise TribeInputError(
+            f"truncated or corrupt audio: it declares {duration_s:.2f} s but only "
+            f"{decoded_s:.2f} s decode; re-encode or replace the file",
+            path=stimulus,
+            stimulus=stimulus.stem,
+        )

@@ -11,7 +11,7 @@ from typing import cast
 import numpy as np
 
 from tribe_core.errors import TribeInputError
-from tribe_core.products import N_VERTICES, N_VERTICES_PER_HEMI
+from tribe_core.products import N_VERTICES
 
 #: Vertices per hemisphere of the icosahedral fsaverage meshes (nested: the first
 #: ``n`` vertices of a finer mesh are the vertices of the coarser one).
@@ -49,11 +49,6 @@ def as_predictions(predictions: np.ndarray, *, what: str = "predictions") -> np.
     if arr.shape[0] == 0:
         raise TribeInputError(f"{what} hold no TR (shape {arr.shape})")
     return arr.astype(np.float32, copy=False)
-
-
-def split_hemispheres(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Split ``[..., 20484]`` into left and right ``[..., 10242]`` views."""
-    return values[..., :N_VERTICES_PER_HEMI], values[..., N_VERTICES_PER_HEMI:]
 
 
 #: File stems of the fsaverage5 data nilearn ships (``nilearn/datasets/data/fsaverage5``).

@@ -1,4 +1,4 @@
-"""Snakemake adapter: rule nifti -> tribe_core.stages.run_volumes."""
+"""Snakemake adapter: rule volumes -> tribe_core.stages.run_volumes."""
 
 from pathlib import Path
 

@@ -1,4 +1,11 @@
-"""Random-weight TRIBE v2 checkpoints in the released layout (tests, demo, benchmarks)."""
+"""Random-weight TRIBE v2 checkpoints in the released layout (demo, tests, benchmarks).
+
+:func:`build_tribe_checkpoint` writes one whose ``config.yaml`` names local
+feature models under the same keys as the released config
+(:func:`data_config_for`), so the real reading path
+(:func:`tribe_core.features.feature_specs_from_config`) is the one exercised;
+:func:`save_random_checkpoint` writes any architecture.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +21,92 @@ from tribe_core.encoder.config import (
     architecture_from_config,
     dump_config_yaml,
 )
-from tribe_core.encoder.load import CKPT_NAME, CONFIG_NAME, STATE_PREFIX
+from tribe_core.encoder.files import CKPT_NAME, CONFIG_NAME, STATE_PREFIX
 from tribe_core.encoder.model import RotaryEmbedding, TribeEncoder
+from tribe_core.features._hf import hidden_state_shape
+from tribe_core.features.layers import n_layer_groups
 from tribe_core.io.atomic import atomic_path
+
+RELEASED_LAYERS = [0.5, 0.75, 1.0]
+RELEASED_AGGREGATION = "group_mean"
+MINI_LAYERS = 2 / 3
+MINI_AGGREGATION = "mean"
+N_VERTICES = 20484
+
+
+def data_config_for(
+    models: Mapping[str, str],
+    layers: float | list[float],
+    layer_aggregation: str | None,
+    *,
+    clip_duration_s: float = 4.0,
+    num_frames: int | None = None,
+    cache_n_layers: int | None = None,
+    frequency_hz: float = 2.0,
+) -> dict[str, Any]:
+    """Return a ``data`` section naming ``models`` (modality -> hub id or directory).
+
+    A list of ``layers`` goes to ``data.layers_to_use`` (released layout,
+    which overrides every extractor's ``layers``); a single fraction goes to
+    each extractor's ``layers`` with ``layers_to_use: null`` (mini layout).
+    ``num_frames=None`` keeps the reference's 64 frames per V-JEPA2 clip.
+    """
+    is_list = not isinstance(layers, int | float)
+    layer_value: Any = (
+        float(layers) if isinstance(layers, int | float) else [float(x) for x in layers]
+    )
+    common = {
+        "layers": layer_value,
+        "layer_aggregation": layer_aggregation,
+        "token_aggregation": "mean",
+        "cache_n_layers": cache_n_layers,
+        "device": "auto",
+    }
+    data: dict[str, Any] = {
+        "frequency": float(frequency_hz),
+        "layers_to_use": layer_value if is_list else None,
+        "n_layers_to_use": None,
+        "layer_aggregation": layer_aggregation,
+        "features_to_use": [m for m in ("text", "audio", "video") if m in models],
+        "duration_trs": 100,
+        "neuro": {"name": "FmriExtractor", "frequency": 1.0, "offset": 5},
+    }
+    if "text" in models:
+        data["text_feature"] = {
+            "name": "HuggingFaceText",
+            "event_types": "Word",
+            "model_name": str(models["text"]),
+            "aggregation": "sum",
+            "frequency": float(frequency_hz),
+            "contextualized": True,
+            "batch_size": 4,
+            "allow_missing": True,
+            **common,
+        }
+    if "audio" in models:
+        data["audio_feature"] = {
+            "name": "Wav2VecBert",
+            "event_types": "Audio",
+            "model_name": str(models["audio"]),
+            "aggregation": "sum",
+            "frequency": float(frequency_hz),
+            "norm_audio": True,
+            "normalized": True,
+            "allow_missing": True,
+            **common,
+        }
+    if "video" in models:
+        data["video_feature"] = {
+            "name": "HuggingFaceVideo",
+            "event_types": "Video",
+            "aggregation": "sum",
+            "frequency": float(frequency_hz),
+            "clip_duration": float(clip_duration_s),
+            "num_frames": num_frames,
+            "allow_missing": True,
+            "image": {"name": "HuggingFaceImage", "model_name": str(models["video"]), **common},
+        }
+    return data
 
 
 def random_config(
@@ -219,3 +309,42 @@ def save_random_checkpoint(
     with atomic_path(out_dir / CKPT_NAME) as tmp:
         torch.save(ckpt, tmp)
     return out_dir
+
+
+def build_tribe_checkpoint(
+    out_dir: Path,
+    models: dict[str, Path],
+    layers: float | list[float],
+    aggregation: str | None,
+    *,
+    seed: int = 0,
+    hidden: int = 96,
+    depth: int = 1,
+    heads: int = 2,
+    low_rank_head: int | None = 8,
+) -> Path:
+    """Write a random TRIBE checkpoint whose config names ``models`` (released layout).
+
+    ``models`` maps each modality to a local feature model (``save_pretrained``
+    layout); ``feature_dims`` follow from their depth and width with ``layers``
+    and ``aggregation``. The default architecture is the demo's tiny one.
+    """
+    feature_dims = {}
+    for modality, model_dir in models.items():
+        n_states, width = hidden_state_shape(model_dir)
+        feature_dims[modality] = (n_layer_groups(n_states, layers, aggregation), width)
+    data_config = data_config_for(
+        {m: str(p) for m, p in models.items()}, layers=layers, layer_aggregation=aggregation
+    )
+    return save_random_checkpoint(
+        out_dir,
+        feature_dims=feature_dims,
+        hidden=hidden,
+        depth=depth,
+        heads=heads,
+        n_outputs=N_VERTICES,
+        low_rank_head=low_rank_head,
+        n_output_timesteps=100,
+        data_config=data_config,
+        seed=seed,
+    )
