@@ -123,7 +123,8 @@ def rdm_table(names: Sequence[str], rdm: np.ndarray) -> pd.DataFrame:
 
 
 def plot_rdm(names: Sequence[str], rdm: np.ndarray, path: Path, *, title: str = "") -> Path:
-    """Heat map of an RDM (viridis, 0 to 2, one labelled row per stimulus) as PNG."""
+    """Heat map of an RDM (viridis, 0 to its largest finite value, one labelled row per
+    stimulus) as PNG; the full 0..2 range would hide the structure of similar responses."""
     import matplotlib.pyplot as plt
 
     from tribe_core.products.plots import save_figure
@@ -131,7 +132,10 @@ def plot_rdm(names: Sequence[str], rdm: np.ndarray, path: Path, *, title: str = 
     n = len(names)
     size = min(max(4.0, 0.22 * n + 2.5), 30.0)
     fig, ax = plt.subplots(figsize=(size + 1.0, size))
-    image = ax.imshow(np.asarray(rdm), cmap="viridis", vmin=0.0, vmax=2.0)
+    values = np.asarray(rdm, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    vmax = float(min(max(finite.max(), 1e-6), 2.0)) if finite.size else 2.0
+    image = ax.imshow(values, cmap="viridis", vmin=0.0, vmax=vmax)
     if n <= 120:
         ax.set_xticks(range(n), list(names), rotation=90, fontsize=7)
         ax.set_yticks(range(n), list(names), fontsize=7)
