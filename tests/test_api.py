@@ -163,9 +163,11 @@ def test_a_list_returns_a_dict_in_the_given_order(project: Path, first_call, tmp
 def test_a_failing_job_raises_with_the_workflow_output(demo_models: Path, tmp_path) -> None:
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"this is not a video" * 100)
+    new_project = tmp_path / "new" / "project"  # made by predict(), as a notebook user expects
     with pytest.raises(WorkflowRunError, match="the workflow failed") as info:
-        predict(bad, config=_config(demo_models), workdir=tmp_path, cores=1)
+        predict(bad, config=_config(demo_models), workdir=new_project, cores=1)
     assert "broken" in str(info.value) and "Error in rule" in str(info.value)
+    assert (new_project / "results" / "broken" / "logs").is_dir()
 
 
 @pytest.mark.parametrize(

@@ -155,7 +155,7 @@ def predict(
         ``[20484]`` vertex mask, or a list mixing them (the union).
     workdir
         The project folder Snakemake runs in (``--directory``): ``results_dir`` and
-        ``.snakemake/`` live there. Default: the current directory.
+        ``.snakemake/`` live there; made if it does not exist. Default: the current directory.
     cores
         ``--cores`` (default: all).
     snakemake_args
@@ -189,7 +189,7 @@ def predict(
             "which predict() counts the jobs run; leave them out"
         )
     root = Path(os.path.abspath(workdir if workdir is not None else Path.cwd()))
-    if not root.is_dir():
+    if root.exists() and not root.is_dir():
         raise TribeConfigError(f"workdir {str(root)!r} is not a folder")
     files = list(dict.fromkeys(Path(os.path.abspath(p)) for p in paths))
     # Everything is checked before the first file is written or job started.
@@ -200,6 +200,7 @@ def predict(
     atlas = _resolve_atlas(merged["products"], root, names_asked) if names_asked else None
     vertices = selection_vertices(selection, atlas)
 
+    root.mkdir(parents=True, exist_ok=True)  # a new project folder, made once all is checked
     user_config["stimuli"] = _write_api_file(root, ".tsv", _sample_sheet(root, files)).name
     config_file = _write_api_file(root, ".yaml", yaml.safe_dump(user_config, sort_keys=False))
     results_dir = str(merged["results_dir"])
