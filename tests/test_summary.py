@@ -160,3 +160,12 @@ def test_print_goes_to_the_given_stream_or_stdout(
     assert stream.getvalue() == format_run_summary(results, ["full"])
     print_run_summary(str(results), ["full"])
     assert capsys.readouterr().out == stream.getvalue()
+
+
+def test_long_runs_list_the_first_stimuli_and_count_the_rest(results: Path) -> None:
+    text = format_run_summary(results, ["full", "no atlas", "never run"], max_listed=2)
+    lines = text.splitlines()
+    assert "  full" in lines and "  no atlas" in lines and "  never run" not in lines
+    assert any(line.startswith("  ... and 1 more stimuli, each under ") for line in lines)
+    assert lines[-1].startswith("Open a report.html")
+    assert "more stimuli" not in format_run_summary(results, ["full", "no atlas"], max_listed=2)

@@ -88,7 +88,12 @@ def stimulus_products(results_dir: str | Path, stimulus: str) -> list[Product]:
     return products
 
 
-def format_run_summary(results_dir: str | Path, stimuli: Iterable[str]) -> str:
+MAX_LISTED = 20
+
+
+def format_run_summary(
+    results_dir: str | Path, stimuli: Iterable[str], max_listed: int = MAX_LISTED
+) -> str:
     """The run summary as text: one block per stimulus, then how to open a report.
 
     Parameters
@@ -98,6 +103,9 @@ def format_run_summary(results_dir: str | Path, stimuli: Iterable[str]) -> str:
         paths are relative to the workflow's working directory).
     stimuli
         Stimulus names, in the order to list them.
+    max_listed
+        Stimuli listed product by product; the rest are counted in one line (a run of
+        1,000 stimuli would otherwise print about 10,000 lines).
 
     Returns
     -------
@@ -106,7 +114,8 @@ def format_run_summary(results_dir: str | Path, stimuli: Iterable[str]) -> str:
     """
     lines = [f"tribeflow outputs (under {Path(results_dir)}/):"]
     reports = []
-    for stimulus in stimuli:
+    names = list(stimuli)
+    for stimulus in names[:max_listed]:
         lines.append(f"  {stimulus}")
         products = stimulus_products(results_dir, stimulus)
         if not products:
@@ -121,6 +130,11 @@ def format_run_summary(results_dir: str | Path, stimuli: Iterable[str]) -> str:
             previous = product.label
             if product.label == "report":
                 reports.append(product.path)
+    if len(names) > max_listed:
+        lines.append(
+            f"  ... and {len(names) - max_listed} more stimuli, each under "
+            f"{Path(results_dir)}/<stimulus>/ with the same layout (docs/outputs.md)"
+        )
     if reports:
         first = reports[0]
         lines.append(
