@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,7 +52,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from tribe_core.features.vjepa2_fused import FUSED_MODES
+from tribe_core.features.fused_choice import FusedChooser
 
 log = logging.getLogger(__name__)
 
@@ -528,10 +527,7 @@ class FusedCausalLM:
         return torch.stack([out[s] for s in needed])
 
 
-# per model: the fused decoder (or None: use transformers' module) chosen for each mode
-_CHOSEN: weakref.WeakKeyDictionary[torch.nn.Module, dict[str, FusedCausalLM | None]] = (
-    weakref.WeakKeyDictionary()
-)
+_CHOOSER: FusedChooser[FusedCausalLM] = FusedChooser("text", unsupported_reason, FusedCausalLM)
 
 
 def fused_text_model(model: torch.nn.Module, mode: str | bool = "auto") -> FusedCausalLM | None:
@@ -552,26 +548,4 @@ def fused_text_model(model: torch.nn.Module, mode: str | bool = "auto") -> Fused
     ValueError
         ``mode`` is not one of ``auto``, ``on``, ``off``.
     """
-    if isinstance(mode, bool):
-        mode = "on" if mode else "off"
-    if mode not in FUSED_MODES:
-        raise ValueError(f"features.fused must be one of {FUSED_MODES}, got {mode!r}")
-    if mode == "off":
-        return None
-    chosen = _CHOSEN.setdefault(model, {})
-    if mode in chosen:
-        return chosen[mode]
-    reason = unsupported_reason(model)
-    if reason is None and mode == "auto" and next(model.parameters()).device.type != "cuda":
-        reason = "not on a CUDA device"
-    decoder = None
-    if reason is None:
-        others = [d for d in chosen.values() if d is not None]
-        decoder = others[0] if others else FusedCausalLM(model)
-        log.info("text: fused %s decoder", type(model).__name__)
-    else:
-        (log.warning if mode == "on" else log.info)(
-            "text: transformers' module, not the fused path (%s)", reason
-        )
-    chosen[mode] = decoder
-    return decoder
+    return _CHOOSER(model, mode)

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from tribe_core.errors import TribeConfigError
+from tribe_core.features.fused_choice import fused_mode
 from tribe_core.features.layers import AGGREGATIONS, n_layer_groups
 
 MODALITIES = ("text", "audio", "video")
@@ -139,12 +140,10 @@ class FeatureSpec:
                 f"{self.modality}: token_aggregation {self.token_aggregation!r} is not supported "
                 "(the released and mini checkpoints use 'mean')"
             )
-        if isinstance(self.fused, bool):  # YAML reads a bare on/off as a boolean
-            object.__setattr__(self, "fused", "on" if self.fused else "off")
-        if self.fused not in ("auto", "on", "off"):
-            raise TribeConfigError(
-                f"{self.modality}: fused must be auto, on or off, got {self.fused!r}"
-            )
+        try:  # YAML reads a bare on/off as a boolean
+            object.__setattr__(self, "fused", fused_mode(self.fused))
+        except ValueError as exc:
+            raise TribeConfigError(f"{self.modality}: {exc}") from None
         if not isinstance(self.context_stride, int) or self.context_stride < 1:
             raise TribeConfigError(
                 f"{self.modality}: context_stride must be an integer >= 1, "

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -49,10 +48,10 @@ import torch
 import torch.nn.functional as F
 
 from tribe_core.batching import is_out_of_memory
+from tribe_core.features.fused_choice import FusedChooser
 
 log = logging.getLogger(__name__)
 
-FUSED_MODES = ("auto", "on", "off")
 _DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 # Inductor options of the compiled blocks. On an H200 (benchmarks/video_fused.py,
 # docs/benchmarks.md) multi-kernel reductions make the width-1408 layer norms
@@ -522,9 +521,8 @@ def rotary_tables(
     return cos.view(tokens, 1, 1, -1), (sin * sign).view(tokens, 1, 1, -1)
 
 
-# per model: the encoder (or None: use transformers' module) chosen for each mode
-_CHOSEN: weakref.WeakKeyDictionary[torch.nn.Module, dict[str, FusedVJEPA2Encoder | None]] = (
-    weakref.WeakKeyDictionary()
+_CHOOSER: FusedChooser[FusedVJEPA2Encoder] = FusedChooser(
+    "video", unsupported_reason, FusedVJEPA2Encoder
 )
 
 
@@ -546,26 +544,4 @@ def fused_encoder(model: torch.nn.Module, mode: str | bool = "auto") -> FusedVJE
     ValueError
         ``mode`` is not one of :data:`FUSED_MODES`.
     """
-    if isinstance(mode, bool):
-        mode = "on" if mode else "off"
-    if mode not in FUSED_MODES:
-        raise ValueError(f"features.fused must be one of {FUSED_MODES}, got {mode!r}")
-    if mode == "off":
-        return None
-    chosen = _CHOSEN.setdefault(model, {})
-    if mode in chosen:
-        return chosen[mode]
-    reason = unsupported_reason(model)
-    if reason is None and mode == "auto" and next(model.parameters()).device.type != "cuda":
-        reason = "not on a CUDA device"
-    encoder = None
-    if reason is None:
-        others = [e for e in chosen.values() if e is not None]
-        encoder = others[0] if others else FusedVJEPA2Encoder(model)
-        log.info("video: fused V-JEPA2 encoder (compiled: %s)", encoder.compile)
-    else:
-        (log.warning if mode == "on" else log.info)(
-            "video: transformers' module, not the fused path (%s)", reason
-        )
-    chosen[mode] = encoder
-    return encoder
+    return _CHOOSER(model, mode)
