@@ -33,6 +33,61 @@ from benchmarks.cuda_timing import cuda_ms  # noqa: E402
 TOKENS_PER_CLIP = (64 // 2) * (256 // 16) ** 2  # 8,192
 
 
+def clip_floor(
+    arch_name: str, batch: int = 8, repeats: int = 20, verbose: bool = False
+) -> tuple[float, list[tuple[str, float, float]]]:
+    """``(ms per clip, rows)``: the bare kernels of one clip summed over the layers.
+
+    ``rows`` are ``(kernel, ms per call of batch clips, FLOP per call)`` for one layer.
+    """
+    from benchmarks.features import VIDEO_ARCHS
+
+    arch = VIDEO_ARCHS[arch_name]
+    width, depth, heads = (
+        arch["hidden_size"],
+        arch["num_hidden_layers"],
+        arch["num_attention_heads"],
+    )
+    mlp = int(width * arch["mlp_ratio"])
+    tokens = batch * TOKENS_PER_CLIP
+    bf16 = dict(device="cuda", dtype=torch.bfloat16)
+    torch.manual_seed(0)
+    rows = []
+    with torch.inference_mode():
+        for name, d_in, d_out in [
+            ("qkv", width, 3 * width),
+            ("proj", width, width),
+            ("fc1", width, mlp),
+            ("fc2", mlp, width),
+        ]:
+            x = torch.randn(tokens, d_in, **bf16)
+            w = torch.randn(d_out, d_in, **bf16) / d_in**0.5
+            b = torch.zeros(d_out, **bf16)
+            ms = cuda_ms(lambda x=x, w=w, b=b: F.linear(x, w, b), repeats)
+            rows.append((f"linear {name} ({d_in}->{d_out})", ms, 2 * tokens * d_in * d_out))
+            del x, w, b
+        q, k, v = (
+            torch.randn(batch, heads, TOKENS_PER_CLIP, width // heads, **bf16) for _ in "qkv"
+        )
+        attention = {}
+        for backend in (SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION):
+            try:
+                with sdpa_kernel([backend]):
+                    attention[backend.name] = cuda_ms(
+                        lambda: F.scaled_dot_product_attention(q, k, v), repeats
+                    )
+            except RuntimeError as exc:  # a backend may refuse these shapes
+                print(f"attention {backend.name}: refused ({str(exc)[:100]})")
+        flops = 4 * batch * TOKENS_PER_CLIP**2 * width
+        if verbose:
+            for name, ms in attention.items():
+                print(f"  attention {name:16s} {ms / batch:7.3f} ms/clip/layer  "
+                      f"{flops / ms / 1e9:6.0f} TFLOP/s")  # fmt: skip
+        best = min(attention, key=attention.__getitem__)
+        rows.append((f"attention ({best})", attention[best], flops))
+    return sum(ms for _, ms, _ in rows) / batch * depth, rows
+
+
 def main() -> None:
     from benchmarks.features import VIDEO_ARCHS
 
@@ -52,60 +107,22 @@ def main() -> None:
         arch["num_hidden_layers"],
         arch["num_attention_heads"],
     )
-    mlp = int(width * arch["mlp_ratio"])
-    tokens = args.batch * TOKENS_PER_CLIP
-    bf16 = dict(device="cuda", dtype=torch.bfloat16)
-    torch.manual_seed(0)
     print(
-        f"{args.arch}: width {width}, {depth} layers, {heads} heads, MLP {mlp}; "
-        f"{args.batch} clips x {TOKENS_PER_CLIP} tokens; {torch.cuda.get_device_name()}, "
-        f"torch {torch.__version__}"
+        f"{args.arch}: width {width}, {depth} layers, {heads} heads, "
+        f"MLP {int(width * arch['mlp_ratio'])}; {args.batch} clips x {TOKENS_PER_CLIP} tokens; "
+        f"{torch.cuda.get_device_name()}, torch {torch.__version__}"
     )
-    rows = []
-    with torch.inference_mode():
-        for name, d_in, d_out in [
-            ("qkv", width, 3 * width),
-            ("proj", width, width),
-            ("fc1", width, mlp),
-            ("fc2", mlp, width),
-        ]:
-            x = torch.randn(tokens, d_in, **bf16)
-            w = torch.randn(d_out, d_in, **bf16) / d_in**0.5
-            b = torch.zeros(d_out, **bf16)
-            ms = cuda_ms(lambda x=x, w=w, b=b: F.linear(x, w, b), args.repeats)
-            rows.append((f"linear {name} ({d_in}->{d_out})", ms, 2 * tokens * d_in * d_out))
-        q, k, v = (
-            torch.randn(args.batch, heads, TOKENS_PER_CLIP, width // heads, **bf16) for _ in "qkv"
-        )
-        attention = {}
-        for backend in (SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION):
-            try:
-                with sdpa_kernel([backend]):
-                    attention[backend.name] = cuda_ms(
-                        lambda: F.scaled_dot_product_attention(q, k, v), args.repeats
-                    )
-            except RuntimeError as exc:  # a backend may refuse these shapes
-                print(f"attention {backend.name}: refused ({str(exc)[:100]})")
-        flops = 4 * args.batch * TOKENS_PER_CLIP**2 * width
-        for name, ms in attention.items():
-            print(f"  attention {name:16s} {ms / args.batch:7.3f} ms/clip/layer  "
-                  f"{flops / ms / 1e9:6.0f} TFLOP/s")  # fmt: skip
-        best = min(attention, key=attention.get)
-        rows.append((f"attention ({best})", attention[best], flops))
-    total = 0.0
+    floor, rows = clip_floor(args.arch, args.batch, args.repeats, verbose=True)
     for name, ms, flop in rows:
-        per_clip = ms / args.batch
-        total += per_clip
-        print(f"  {name:28s} {per_clip:7.3f} ms/clip/layer  {flop / ms / 1e9:6.0f} TFLOP/s")
-    floor = total * depth
-    print(f"floor: {floor:.1f} ms per clip ({depth} layers x {total:.3f} ms)")
+        print(f"  {name:28s} {ms / args.batch:7.3f} ms/clip/layer  {flop / ms / 1e9:6.0f} TFLOP/s")
+    print(f"floor: {floor:.1f} ms per clip ({depth} layers x {floor / depth:.3f} ms)")
     print(f"at most {1000 / floor / 2:.2f} s of video per second (2 clips per second)")
     print(f"target {args.target_ms:.0f} ms per clip: floor / target = {floor / args.target_ms:.2f}")
     if args.model:
         from benchmarks.video_kernels import build, features, timed
 
         model = build(args.arch).cuda().to(torch.bfloat16)
-        pixels = torch.randn(args.batch, 64, 3, 256, 256, **bf16)
+        pixels = torch.randn(args.batch, 64, 3, 256, 256, device="cuda", dtype=torch.bfloat16)
         whole, _ = timed(lambda p: features(model, p), pixels, 3)
         print(
             f"whole model, eager SDPA: {whole:.1f} ms per clip; floor / whole = {floor / whole:.2f}"

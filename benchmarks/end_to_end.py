@@ -6,9 +6,13 @@
    released architectures (Llama-3.2-3B, w2v-BERT 2.0, V-JEPA2 ViT-G from
    ``benchmarks/features.py``, a TRIBE v2 encoder at the released
    dims), ``tiny`` the demo ones (:mod:`tribe_core.demo_models`);
-2. makes the film and its word sidecar (``make_film.py``), which replaces
-   the speech recogniser (transcription is timed on its own by
-   ``benchmarks/transcription.py``);
+2. makes the film and its word sidecar (``make_film.py``), which the
+   workflow reads instead of running the speech recogniser; with
+   ``--transcription alongside`` (default on CUDA) the recogniser's model work
+   for the whole film (``benchmarks/transcription.py``: a large-v3-sized Whisper
+   and the word aligner) runs on the same GPU from the workflow's start, so the
+   feature stages share the GPU with it, and the report gives the time the
+   hour would take had text features waited for it (:func:`with_transcription`);
 3. runs the real workflow (``snakemake --cores N --resources gpu=K`` with
    ``gpu_jobs_per_device: K``: up to K model stages share the one GPU, so
    text and audio features run beside video instead of after it; greedy
@@ -22,8 +26,16 @@
    the same process (float32, the reference's batching, per-clip frame
    seeking for video, one context per word for text; see
    ``benchmarks/features.py``) and extrapolates it to the film;
-5. prints a table and writes ``end_to_end.json`` (after every phase),
+5. with ``--kernel-floor`` (default on CUDA), times the bare kernels a clip
+   and a word cannot do without (``clip_floor.py``, ``text_floor.py``) and
+   multiplies them by the film's clips and sliding-window words: the GPU time
+   no implementation of the same maths at the same dtypes avoids;
+6. prints a table and writes ``end_to_end.json`` (after every phase),
    ``table.txt`` and ``snakemake.log`` to ``--out``.
+
+The movie's frames are drawn by ``--movie-threads`` processes (Snakemake's
+``--set-threads plots=N``; default: the cores less four, which the NIfTI and
+ROI stages take beside it).
 
 A GPU node may lack ``ffprobe`` (and ``ffmpeg``, which ``benchmarks/gpu_wheels.sh``
 can carry along): stand-ins the PATH lacks are put first on the workflow's PATH,
@@ -322,13 +334,18 @@ def run_workflow(
     cmd = [
         *snakemake_command(), "--cores", str(args.cores), "--resources", f"gpu={args.gpu_jobs}",
         "--configfile", "e2e_config.yaml", "--scheduler", "greedy",
+        "--set-threads", f"plots={movie_threads(args)}",
     ]  # fmt: skip
+    asr: dict[str, Any] | None = None
     with GpuSampler(args.sample_interval) as gpu, (out / "snakemake.log").open("w") as log:
         idle = gpu.read()
         idle_mb = idle[2] if idle else 0.0
         start = time.time()
+        asr_proc = start_transcription(args, out) if args.transcription == "alongside" else None
         returncode = subprocess.run(cmd, cwd=work, env=env, stdout=log, stderr=log).returncode
         end = time.time()
+        if asr_proc is not None:
+            asr = finish_transcription(asr_proc, start, out)
     results = work / "results" / "film"
     stages = {}
     for path in sorted((results / "logs").glob("*.log")):
@@ -350,8 +367,103 @@ def run_workflow(
         "gpu_idle_mem_mb": round(idle_mb, 1),
         **gpu_stats(gpu.samples, start, end, idle_mb),
         "stages": dict(sorted(stages.items(), key=lambda item: item[1]["start_s"])),
+        "transcription": asr,
         "results_dir": str(results),
     }
+
+
+def movie_threads(args: argparse.Namespace) -> int:
+    """Processes drawing the movie's frames: ``--movie-threads``, else the cores less four."""
+    return args.movie_threads or max(1, args.cores - 4)
+
+
+def start_transcription(args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    """``transcription.py`` for the whole film, on the workflow's GPU, in the background.
+
+    A thread waits for it and notes when it ended (:func:`finish_transcription`).
+    """
+    cmd = [
+        sys.executable, str(REPO / "benchmarks" / "transcription.py"), "--size", args.size,
+        "--minutes", str(args.minutes), "--device", args.device,
+        "--json", str(out / "transcription.json"),
+    ]  # fmt: skip
+    with (out / "transcription.log").open("w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    run: dict[str, Any] = {"proc": proc}
+
+    def wait() -> None:
+        proc.wait()
+        run["end"] = time.time()
+
+    run["thread"] = threading.Thread(target=wait, daemon=True)
+    run["thread"].start()
+    return run
+
+
+def finish_transcription(run: dict[str, Any], start: float, out: Path) -> dict[str, Any]:
+    """Wait for :func:`start_transcription`'s run; when it ended (s from the workflow's start)."""
+    run["thread"].join()
+    returncode = run["proc"].returncode
+    path = out / "transcription.json"
+    measured = json.loads(path.read_text()) if returncode == 0 and path.exists() else {}
+    return {"returncode": returncode, "end_s": round(run["end"] - start, 2), "measured": measured}
+
+
+def with_transcription(workflow: dict[str, Any]) -> dict[str, Any] | None:
+    """The workflow's wall time had text features waited for the transcription run beside it.
+
+    Text features start after ``annotate_words``, which here read the sidecar at
+    once; with the recogniser they would start when it ends. Their stage would
+    then end at ``asr end + annotate_words + extract_text_features`` (the two
+    stages' measured walls), and ``predict``, which waits for every feature
+    stage, would start that much later if that is after its measured start.
+    """
+    asr, stages = workflow.get("transcription"), workflow["stages"]
+    needed = ("annotate_words", "extract_text_features", "predict")
+    if not asr or asr["returncode"] != 0 or not all(n in stages for n in needed):
+        return None
+    text_end = asr["end_s"] + sum(stages[n]["wall_s"] for n in needed[:2])
+    delay = max(0.0, text_end - stages["predict"]["start_s"])
+    return {
+        "transcription_end_s": asr["end_s"],
+        "text_features_end_s": round(text_end, 2),
+        "predict_start_s": stages["predict"]["start_s"],
+        "wall_s": round(workflow["wall_s"] + delay, 2),
+    }
+
+
+def kernel_floors(args: argparse.Namespace, film: dict[str, Any]) -> dict[str, Any]:
+    """GPU seconds of the bare kernels the film's video and text features cannot do without.
+
+    Video: :func:`clip_floor.clip_floor` (bf16, ``--batch-size`` clips) times the
+    film's clips (2 per second). Text: :func:`text_floor.layer_ms_per_context`
+    (float16, batch 8, a 1,024-word context of 1,229 tokens) over the layers,
+    times the words past the first 1,024 (one forward each; the first ones
+    share forwards and are left out). Audio and the encoder are left out (one
+    forward per 60 s, and a few seconds).
+    """
+    import torch
+
+    from benchmarks.clip_floor import clip_floor
+    from benchmarks.features import TEXT_ARCHS
+    from benchmarks.text_floor import layer_ms_per_context
+
+    clips = int(args.minutes * 60 * 2)
+    words = int(film.get("n_words") or 0)
+    sliding = max(0, words - 1024)
+    clip_ms, _ = clip_floor("vitg", args.batch_size)
+    arch = TEXT_ARCHS["llama-3.2-3b"]
+    with torch.inference_mode():
+        layer = layer_ms_per_context(arch, 1229, 8, torch.float16, 10)
+    word_ms = sum(layer.values()) * arch["num_hidden_layers"]
+    video_s, text_s = clips * clip_ms / 1000, sliding * word_ms / 1000
+    return {
+        "extract_video_features": {"ms_per_unit": round(clip_ms, 2), "units": clips,
+                                   "floor_s": round(video_s, 1)},
+        "extract_text_features": {"ms_per_unit": round(word_ms, 2), "units": sliding,
+                                  "floor_s": round(text_s, 1)},
+        "sum_s": round(video_s + text_s, 1),
+    }  # fmt: skip
 
 
 # --- reference-equivalent samples ---------------------------------------------------------
@@ -490,16 +602,20 @@ def _fmt(value: Any, spec: str) -> str:
 def report_table(report: dict[str, Any]) -> str:
     """Stages: wall time, GPU busy, memory, reference-equivalent time and its ratio to ours."""
     cols = [("stage", 24), ("wall s", 9), ("GPU busy", 9), ("RSS MB", 8), ("NVML MB", 9),
-            ("CUDA MB", 9), ("ref-eq s", 10), ("ratio", 7)]  # fmt: skip
+            ("CUDA MB", 9), ("ref-eq s", 10), ("ratio", 7), ("floor s", 9)]  # fmt: skip
     head = "".join(f"{n:<{w}}" if i == 0 else f"{n:>{w}}" for i, (n, w) in enumerate(cols))
     rule = "-" * len(head)
 
-    def row(name: str, st: dict[str, Any], ref: dict[str, Any], ratio: Any) -> str:
+    floors = report.get("kernel_floor") or {}
+
+    def row(
+        name: str, st: dict[str, Any], ref: dict[str, Any], ratio: Any, floor: Any = None
+    ) -> str:
         cells = [
             _fmt(st.get("wall_s"), ".1f"), _fmt(st.get("gpu_busy_fraction"), ".0%"),
             _fmt(st.get("peak_rss_mb"), ".0f"), _fmt(st.get("gpu_mem_peak_mb"), ".0f"),
             _fmt(st.get("cuda_peak_mb"), ".0f"), _fmt(ref.get("equiv_s"), ".1f"),
-            _fmt(ratio, ".1f"),
+            _fmt(ratio, ".1f"), _fmt(floor, ".1f"),
         ]  # fmt: skip
         return f"{name:<24}" + "".join(
             f"{c:>{w}}" for c, (_, w) in zip(cells, cols[1:], strict=True)
@@ -508,10 +624,25 @@ def report_table(report: dict[str, Any]) -> str:
     refs = report.get("reference", {})
     lines = [head, rule]
     for name, st in report["workflow"]["stages"].items():
-        lines.append(row(name, st, refs.get(name, {}), st.get("ratio")))
+        floor = floors.get(name, {}).get("floor_s")
+        lines.append(row(name, st, refs.get(name, {}), st.get("ratio"), floor))
     total = report.get("total", {})
     whole = {"equiv_s": total.get("reference_equiv_s")}
-    lines += [rule, row("workflow (snakemake)", report["workflow"], whole, total.get("ratio"))]
+    workflow = report["workflow"]
+    lines += [rule, row("workflow (snakemake)", workflow, whole, total.get("ratio"),
+                        floors.get("sum_s"))]  # fmt: skip
+    asr = workflow.get("transcription")
+    if asr:
+        lines.append(
+            f"{'transcription alongside':<24}{asr['end_s']:>9.1f}"
+            f"  (its end, s from the workflow's start; exit {asr['returncode']})"
+        )
+    both = report.get("with_transcription")
+    if both:
+        lines.append(f"{'workflow + transcription':<24}{both['wall_s']:>9.1f}"
+                     f"  (text features waiting for it would end at "
+                     f"{both['text_features_end_s']:.1f}; predict started at "
+                     f"{both['predict_start_s']:.1f})")  # fmt: skip
     lines += [f"{key:<24}{value:>9.1f}" for key, value in report["setup"].items()]
     return "\n".join(lines)
 
@@ -562,6 +693,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--movie", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument(
+        "--movie-threads", type=int, default=None,
+        help="processes drawing the movie (Snakemake --set-threads plots=N; default cores - 4)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--transcription", choices=["alongside", "off"], default="alongside" if cuda else "off",
+        help="run transcription.py's model work for the film beside the workflow (default on CUDA)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--kernel-floor", action=argparse.BooleanOptionalAction, default=cuda,
+        help="time the bare kernels of a clip and a word and scale them to the film (CUDA)",
+    )  # fmt: skip
+    parser.add_argument(
         "--atlas-dir", default=_default_atlas(),
         help="HCP-MMP1 folder (default: .gpu_carry/atlas if gpu_wheels.sh put one there, "
         "else the workflow's own search: products.atlas_cache, MNE's folders; none: no ROIs)",
@@ -608,6 +751,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"snakemake failed ({report['workflow']['returncode']})", file=sys.stderr)
         return 1
     print(f"[e2e] workflow done in {report['workflow']['wall_s']} s", flush=True)
+    report["with_transcription"] = with_transcription(report["workflow"])
+    if args.kernel_floor:
+        report["kernel_floor"], report["setup"]["kernel_floor_s"] = _timed_s(
+            kernel_floors, args, film
+        )
+        save()
     if args.reference:
         t0 = time.perf_counter()
         report["reference"] = reference_samples(

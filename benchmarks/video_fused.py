@@ -16,7 +16,8 @@ random V-JEPA2, 64-frame 256 px clips, ``--batch`` clips per forward):
    median of ``--repeats`` forwards) of: transformers' module (eager, SDPA,
    every hidden state's token mean, as the extractor takes them), the fused
    path eager and the fused path compiled with each ``--variants`` set of
-   Inductor options (``cdmk`` is the extractor's; first-call time, i.e. the
+   Inductor options (``cdmk`` is the extractor's; ``cdmk/fc1tri`` compiles fc1 +
+   GELU apart as a Triton GEMM with GELU in its epilogue; first-call time, i.e. the
    compile, reported apart; ``--graph`` adds a CUDA-graph replay); with, for
    each, the worst cosine over clips (time steps) and hidden states of the
    token-mean states against the float32 reference (float32 without TF32);
@@ -44,7 +45,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tribe_core.features.vjepa2_fused import FusedVJEPA2Encoder  # noqa: E402
+from tribe_core.features.vjepa2_fused import (  # noqa: E402
+    COMPILE_OPTIONS,
+    TRITON_GEMM_OPTIONS,
+    FusedVJEPA2Encoder,
+)
 
 TINY = dict(
     hidden_size=32, num_hidden_layers=3, num_attention_heads=2, mlp_ratio=2.0,
@@ -112,6 +117,18 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "triton.cudagraphs": False,
     },
 }  # fmt: skip
+# Blocks compiled as three graphs (attention half, fc1 + GELU, fc2 + residual) with
+# the extractor's options, except the parts named here (--variants cdmk/NAME).
+_TMA = {"triton.enable_persistent_tma_matmul": True}
+MLP_VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
+    "split": {},  # three graphs, all with the block's options: what the split costs
+    "fc1tri": {"fc1": {**COMPILE_OPTIONS, **TRITON_GEMM_OPTIONS}},
+    "fc1tma": {"fc1": {**COMPILE_OPTIONS, **TRITON_GEMM_OPTIONS, **_TMA}},
+    "fc12tri": {
+        "fc1": {**COMPILE_OPTIONS, **TRITON_GEMM_OPTIONS},
+        "fc2": {**COMPILE_OPTIONS, **TRITON_GEMM_OPTIONS},
+    },
+}
 
 
 def _options(options: dict[str, Any]) -> dict[str, Any]:
@@ -124,6 +141,7 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
 
 
 FAMILIES = (  # first match wins
+    ("gemm, Triton template (+ epilogue)", ("triton_tem", "mm_template")),
     ("triton (fused element-wise)", ("triton_",)),
     ("attention", ("flash", "fmha", "cudnn", "attention", "sdpa")),
     ("gemm", ("gemm", "nvjet", "cutlass", "xmma", "sm90_", "gemv")),
@@ -257,9 +275,13 @@ def run_arch(arch: str, args: argparse.Namespace) -> dict[str, Any]:
             eager = None
         best: tuple[float, Any] = (float("inf"), None)
         for variant in args.variants.split(",") if device == "cuda" else []:
-            options = _options(VARIANTS[variant])
+            block_variant, _, mlp_variant = variant.partition("/")
+            options = _options(VARIANTS[block_variant])
+            mlp = None
+            if mlp_variant:
+                mlp = {k: _options(v) for k, v in MLP_VARIANTS[mlp_variant].items()}
             try:
-                fused = FusedVJEPA2Encoder(model, compile_options=options)
+                fused = FusedVJEPA2Encoder(model, compile_options=options, mlp_options=mlp)
                 name = f"fused compiled [{variant}]"
                 timed(name, lambda: fused.state_means(pixels))  # noqa: B023
                 if rows[name]["ms_per_clip"] < best[0]:
@@ -290,7 +312,10 @@ def main() -> None:
     parser.add_argument("--parity-clips", type=int, default=2)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument(
-        "--variants", default="default,cdmk", help=f"comma list of {list(VARIANTS)}"
+        "--variants",
+        default="default,cdmk",
+        help=f"comma list of {list(VARIANTS)}, each optionally /MLP with MLP one of "
+        f"{list(MLP_VARIANTS)} (the block as three graphs, the MLP's with other options)",
     )
     parser.add_argument("--graph", action="store_true", help="also time a CUDA-graph replay")
     parser.add_argument("--skip", default="", help="comma list: eager, profile")

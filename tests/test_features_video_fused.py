@@ -214,3 +214,16 @@ def test_compiled_on_cuda_pads_batches_and_matches() -> None:
         assert part.shape[1] == 3
         torch.testing.assert_close(full, ref, rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(part, ref[:, :3], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_block_compiled_as_three_graphs_equals_transformers() -> None:
+    """``mlp_options``: attention half, fc1 + GELU and fc2 + residual as separate graphs."""
+    model = _model()
+    pixels = torch.randn(2, 64, 3, 32, 32)
+    ref = torch.stack([s.mean(dim=1) for s in _states(model, pixels)])
+    encoder = FusedVJEPA2Encoder(model, compile=True, compile_options={}, mlp_options={"fc2": {}})
+    with torch.no_grad():
+        means = encoder.state_means(pixels)
+    assert means.shape == ref.shape
+    torch.testing.assert_close(means, ref, rtol=1e-4, atol=1e-5)

@@ -63,6 +63,15 @@ COMPILE_OPTIONS: dict[str, Any] = {"coordinate_descent_tuning": True, "triton.mu
 # saves ~10.6 ms a clip, so ~1,900 clips to break even; Inductor's disk cache
 # shortens later compiles in other processes on the same machine).
 COMPILE_MIN_CLIPS = 1000
+# Inductor options for a product done by a Triton GEMM template (autotuned among
+# Triton configurations only), so that its element-wise epilogue (fc1's GELU, fc2's
+# residual add) runs inside it instead of as a separate pass over the activations.
+TRITON_GEMM_OPTIONS: dict[str, Any] = {
+    "max_autotune_gemm": True,
+    "max_autotune_gemm_backends": "TRITON",
+    "epilogue_fusion": True,
+    "coordinate_descent_tuning": True,
+}
 
 
 @dataclass
@@ -95,6 +104,46 @@ def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor
     return x * cos + swapped * sin
 
 
+def _attention_half(
+    h: torch.Tensor,
+    norm1_w: torch.Tensor,
+    norm1_b: torch.Tensor,
+    qkv_w: torch.Tensor,
+    qkv_b: torch.Tensor | None,
+    proj_w: torch.Tensor,
+    proj_b: torch.Tensor,
+    norm2_w: torch.Tensor,
+    norm2_b: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    heads: int,
+    eps: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A layer's attention and residual: ``(h [B, N, D], layer norm 2 of h)``."""
+    batch, tokens, width = h.shape
+    x = F.layer_norm(h, (width,), norm1_w, norm1_b, eps)
+    qkv = F.linear(x, qkv_w, qkv_b).view(batch, tokens, 3, heads, width // heads)
+    qk = _rope(qkv[:, :, :2], cos, sin)  # [B, N, 2, H, d]: q and k in one pass
+    attn = F.scaled_dot_product_attention(
+        qk[:, :, 0].transpose(1, 2), qk[:, :, 1].transpose(1, 2), qkv[:, :, 2].transpose(1, 2)
+    )  # [B, H, N, d]; the default scale is transformers' head_dim ** -0.5
+    h = F.linear(attn.transpose(1, 2).reshape(batch, tokens, width), proj_w, proj_b) + h
+    return h, F.layer_norm(h, (width,), norm2_w, norm2_b, eps)
+
+
+def _fc1_gelu(x: torch.Tensor, fc1_w: torch.Tensor, fc1_b: torch.Tensor) -> torch.Tensor:
+    """The MLP's first product and its (exact, erf) GELU."""
+    return F.gelu(F.linear(x, fc1_w, fc1_b))
+
+
+def _fc2_residual(
+    x: torch.Tensor, fc2_w: torch.Tensor, fc2_b: torch.Tensor, h: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The MLP's second product and the residual: ``(output, its token mean float32)``."""
+    h = F.linear(x, fc2_w, fc2_b) + h
+    return h, h.float().mean(dim=1)
+
+
 def _block(
     h: torch.Tensor,
     norm1_w: torch.Tensor,
@@ -115,17 +164,33 @@ def _block(
     eps: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One ``VJEPA2Layer`` (eval): ``(output [B, N, D], its token mean [B, D] float32)``."""
-    batch, tokens, width = h.shape
-    x = F.layer_norm(h, (width,), norm1_w, norm1_b, eps)
-    qkv = F.linear(x, qkv_w, qkv_b).view(batch, tokens, 3, heads, width // heads)
-    qk = _rope(qkv[:, :, :2], cos, sin)  # [B, N, 2, H, d]: q and k in one pass
-    attn = F.scaled_dot_product_attention(
-        qk[:, :, 0].transpose(1, 2), qk[:, :, 1].transpose(1, 2), qkv[:, :, 2].transpose(1, 2)
-    )  # [B, H, N, d]; the default scale is transformers' head_dim ** -0.5
-    h = F.linear(attn.transpose(1, 2).reshape(batch, tokens, width), proj_w, proj_b) + h
-    x = F.gelu(F.linear(F.layer_norm(h, (width,), norm2_w, norm2_b, eps), fc1_w, fc1_b))
-    h = F.linear(x, fc2_w, fc2_b) + h
-    return h, h.float().mean(dim=1)
+    h, x = _attention_half(
+        h, norm1_w, norm1_b, qkv_w, qkv_b, proj_w, proj_b, norm2_w, norm2_b, cos, sin, heads, eps
+    )
+    return _fc2_residual(_fc1_gelu(x, fc1_w, fc1_b), fc2_w, fc2_b, h)
+
+
+def _split_block(
+    attention_half: Callable[..., tuple[torch.Tensor, torch.Tensor]],
+    fc1_gelu: Callable[..., torch.Tensor],
+    fc2_residual: Callable[..., tuple[torch.Tensor, torch.Tensor]],
+) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+    """:func:`_block` from three separately compiled parts (same arguments, same maths)."""
+
+    def block(
+        h: torch.Tensor, norm1_w: torch.Tensor, norm1_b: torch.Tensor, qkv_w: torch.Tensor,
+        qkv_b: torch.Tensor | None, proj_w: torch.Tensor, proj_b: torch.Tensor,
+        norm2_w: torch.Tensor, norm2_b: torch.Tensor, fc1_w: torch.Tensor, fc1_b: torch.Tensor,
+        fc2_w: torch.Tensor, fc2_b: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+        heads: int, eps: float,
+    ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        h, x = attention_half(
+            h, norm1_w, norm1_b, qkv_w, qkv_b, proj_w, proj_b, norm2_w, norm2_b, cos, sin,
+            heads, eps,
+        )  # fmt: skip
+        return fc2_residual(fc1_gelu(x, fc1_w, fc1_b), fc2_w, fc2_b, h)
+
+    return block
 
 
 def _embed(
@@ -245,6 +310,13 @@ class FusedVJEPA2Encoder:
         Replay :meth:`state_means` as one CUDA graph per input shape. Off by
         default: at 8 clips a batch the GPU is never idle between kernels, so
         a graph gained nothing measurable on an H200 (docs/benchmarks.md).
+    mlp_options
+        Compile each block as three graphs instead of one: the attention half
+        (``compile_options``), fc1 + GELU (``mlp_options["fc1"]``) and
+        fc2 + residual (``mlp_options["fc2"]``), a missing key meaning
+        ``compile_options``. Lets the MLP products take other Inductor options
+        (Triton GEMM templates carrying GELU or the residual add in their
+        epilogue, :data:`TRITON_GEMM_OPTIONS`). ``None`` (default): one graph.
     """
 
     def __init__(
@@ -253,6 +325,7 @@ class FusedVJEPA2Encoder:
         compile: bool | None = None,
         compile_options: dict[str, Any] | None = None,
         cuda_graph: bool | None = None,
+        mlp_options: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         reason = unsupported_reason(model)
         if reason is not None:
@@ -271,6 +344,7 @@ class FusedVJEPA2Encoder:
         self._graphs: dict[tuple[Any, ...], tuple[Any, torch.Tensor, torch.Tensor]] = {}
         self._compile_auto = compile is None
         self._options = dict(COMPILE_OPTIONS if compile_options is None else compile_options)
+        self._mlp_options = mlp_options
         self._compiled: tuple[Callable[..., tuple[torch.Tensor, torch.Tensor]], ...] | None = None
         self._bind()
 
@@ -290,10 +364,24 @@ class FusedVJEPA2Encoder:
         if not self.compile:
             return (_block, _embed, _final)
         if self._compiled is None:
-            options = self._options or None
-            self._compiled = tuple(
-                torch.compile(fn, fullgraph=True, dynamic=False, options=options)
-                for fn in (_block, _embed, _final)
+
+            def compiled(fn: Callable[..., Any], options: dict[str, Any] | None) -> Any:
+                return torch.compile(fn, fullgraph=True, dynamic=False, options=options or None)
+
+            block: Callable[..., tuple[torch.Tensor, torch.Tensor]]
+            if self._mlp_options is None:
+                block = compiled(_block, self._options)
+            else:
+                parts = self._mlp_options
+                block = _split_block(
+                    compiled(_attention_half, self._options),
+                    compiled(_fc1_gelu, parts.get("fc1", self._options)),
+                    compiled(_fc2_residual, parts.get("fc2", self._options)),
+                )
+            self._compiled = (
+                block,
+                compiled(_embed, self._options),
+                compiled(_final, self._options),
             )
         return self._compiled
 
