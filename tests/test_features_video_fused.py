@@ -217,12 +217,14 @@ def test_compiled_on_cuda_pads_batches_and_matches() -> None:
 
 
 @pytest.mark.slow
-def test_block_compiled_as_three_graphs_equals_transformers() -> None:
-    """``mlp_options``: attention half, fc1 + GELU and fc2 + residual as separate graphs."""
+@pytest.mark.parametrize("mlp_options", [None, {"fc2": {}}], ids=["one graph", "three graphs"])
+def test_compiled_blocks_equal_transformers(mlp_options: dict | None) -> None:
+    """Compiled on the CPU: each block one graph, or (``mlp_options``) attention half,
+    fc1 + GELU and fc2 + residual as three graphs."""
     model = _model()
     pixels = torch.randn(2, 64, 3, 32, 32)
     ref = torch.stack([s.mean(dim=1) for s in _states(model, pixels)])
-    encoder = FusedVJEPA2Encoder(model, compile=True, compile_options={}, mlp_options={"fc2": {}})
+    encoder = FusedVJEPA2Encoder(model, compile=True, compile_options={}, mlp_options=mlp_options)
     with torch.no_grad():
         means = encoder.state_means(pixels)
     assert means.shape == ref.shape

@@ -96,6 +96,21 @@ def _decoded_frames(path: Path, width: int = 64) -> np.ndarray:
     return np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3)
 
 
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+def test_movie_is_encoded_with_the_veryfast_preset(tmp_path: Path) -> None:
+    """x264 writes its settings into the stream: veryfast's (subme=2, ref=1), not medium's."""
+    out = plots.make_movie(
+        smooth_predictions(2), tmp_path / "movie.mp4", views=("lateral",), scale=0.4
+    )
+    data = out.read_bytes()
+    settings = data[data.index(b"x264 - core") :].split(b"\x00", 1)[0]
+    assert b" subme=2 " in settings and b" ref=1 " in settings, settings[:300]
+    medium = tmp_path / "medium.mp4"
+    frames = iter([np.zeros((64, 64, 3), np.uint8)] * 2)
+    plots._write_mp4(frames, medium, 1.0, 25, x264_args=())
+    assert b" subme=7 " in medium.read_bytes()  # the check tells the presets apart
+
+
 @pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffprobe is not installed")
 @pytest.mark.parametrize("tr_s", [1.0, 1.49])
 def test_movie_mp4_plays_in_stimulus_time(tmp_path: Path, tr_s: float) -> None:

@@ -144,38 +144,12 @@ def _fc2_residual(
     return h, h.float().mean(dim=1)
 
 
-def _block(
-    h: torch.Tensor,
-    norm1_w: torch.Tensor,
-    norm1_b: torch.Tensor,
-    qkv_w: torch.Tensor,
-    qkv_b: torch.Tensor | None,
-    proj_w: torch.Tensor,
-    proj_b: torch.Tensor,
-    norm2_w: torch.Tensor,
-    norm2_b: torch.Tensor,
-    fc1_w: torch.Tensor,
-    fc1_b: torch.Tensor,
-    fc2_w: torch.Tensor,
-    fc2_b: torch.Tensor,
-    cos: torch.Tensor,
-    sin: torch.Tensor,
-    heads: int,
-    eps: float,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One ``VJEPA2Layer`` (eval): ``(output [B, N, D], its token mean [B, D] float32)``."""
-    h, x = _attention_half(
-        h, norm1_w, norm1_b, qkv_w, qkv_b, proj_w, proj_b, norm2_w, norm2_b, cos, sin, heads, eps
-    )
-    return _fc2_residual(_fc1_gelu(x, fc1_w, fc1_b), fc2_w, fc2_b, h)
-
-
 def _split_block(
     attention_half: Callable[..., tuple[torch.Tensor, torch.Tensor]],
     fc1_gelu: Callable[..., torch.Tensor],
     fc2_residual: Callable[..., tuple[torch.Tensor, torch.Tensor]],
 ) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
-    """:func:`_block` from three separately compiled parts (same arguments, same maths)."""
+    """A layer's function from its three parts (plain or each compiled on its own)."""
 
     def block(
         h: torch.Tensor, norm1_w: torch.Tensor, norm1_b: torch.Tensor, qkv_w: torch.Tensor,
@@ -184,6 +158,7 @@ def _split_block(
         fc2_w: torch.Tensor, fc2_b: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
         heads: int, eps: float,
     ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """One ``VJEPA2Layer`` (eval): ``(output [B, N, D], its token mean [B, D] float32)``."""
         h, x = attention_half(
             h, norm1_w, norm1_b, qkv_w, qkv_b, proj_w, proj_b, norm2_w, norm2_b, cos, sin,
             heads, eps,
@@ -191,6 +166,10 @@ def _split_block(
         return fc2_residual(fc1_gelu(x, fc1_w, fc1_b), fc2_w, fc2_b, h)
 
     return block
+
+
+#: One ``VJEPA2Layer`` (eval); compiled whole, it is one graph per block.
+_block = _split_block(_attention_half, _fc1_gelu, _fc2_residual)
 
 
 def _embed(

@@ -647,7 +647,20 @@ def _frames(
         yield frame
 
 
-def _write_mp4(frames: Iterator[np.ndarray], tmp: Path, tr_s: float, output_fps: int) -> None:
+#: x264 options of the MP4. At 25 fps each TR's frame is encoded ``25 * tr_s`` times
+#: (90,000 frames for an hour at TR 1 s), which x264's default preset made the movie's
+#: limit; ``veryfast`` encodes them 2.8x as fast, in a smaller file, with the same
+#: picture (benchmarks/movie_encoding.py, docs/benchmarks.md).
+X264_ARGS: tuple[str, ...] = ("-preset", "veryfast")
+
+
+def _write_mp4(
+    frames: Iterator[np.ndarray],
+    tmp: Path,
+    tr_s: float,
+    output_fps: int,
+    x264_args: Sequence[str] | None = None,
+) -> None:
     """One input frame per TR (``1 / tr_s`` per second); ffmpeg repeats each to fill its TR."""
     from fractions import Fraction
 
@@ -658,7 +671,8 @@ def _write_mp4(frames: Iterator[np.ndarray], tmp: Path, tr_s: float, output_fps:
         shutil.which("ffmpeg") or "ffmpeg", "-y", "-loglevel", "error",
         "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
         "-framerate", f"{per_s.numerator}/{per_s.denominator}", "-i", "-",
-        "-r", str(output_fps), "-c:v", "libx264", "-pix_fmt", "yuv420p",
+        "-r", str(output_fps), "-c:v", "libx264",
+        *(X264_ARGS if x264_args is None else x264_args), "-pix_fmt", "yuv420p",
         "-movflags", "+faststart", "-f", "mp4", str(tmp),
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)  # noqa: S603
