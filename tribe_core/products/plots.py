@@ -649,7 +649,7 @@ def _frames(
 
 #: x264 options of the MP4. At 25 fps each TR's frame is encoded ``25 * tr_s`` times
 #: (90,000 frames for an hour at TR 1 s), which x264's default preset made the movie's
-#: limit; ``veryfast`` encodes them 2.8x as fast, in a smaller file, with the same
+#: limit; ``veryfast`` encodes them 2.3x as fast, in a smaller file, with the same
 #: picture (benchmarks/movie_encoding.py, docs/benchmarks.md).
 X264_ARGS: tuple[str, ...] = ("-preset", "veryfast")
 
